@@ -1,0 +1,84 @@
+// swift-tools-version:6.0
+// numaplaced: place accelerator workers on the NUMA node of their device.
+// Layers follow DESIGN.md: Core (pure model) ← Protocol (Varlink wire) ← Platform (C libraries, spawner)
+// ← Daemon (services) ← numaplaced; numaplacectl speaks the Protocol only.
+import PackageDescription
+
+let package = Package(
+    name: "numaplaced",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "numaplaced", targets: ["numaplaced"]),
+        .executable(name: "numaplacectl", targets: ["numaplacectl"]),
+        .executable(name: "numaplace-bench", targets: ["numaplace-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config; apt names the Debian package to install.
+        .systemLibrary(name: "CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
+
+        // The code that runs between clone and execve, plus thin wrappers for the GNU extensions
+        // Swift's Glibc module hides (sched_setaffinity, pipe2, SO_PEERCRED, pidfd_*).
+        .target(name: "CNumaPlaceShim"),
+
+        .target(name: "NumaPlaceCore"),
+        .target(name: "NumaPlaceProtocol", dependencies: ["NumaPlaceCore"]),
+        .target(
+            name: "NumaPlacePlatform",
+            dependencies: [
+                "NumaPlaceCore", "CNumaPlaceShim", "CNuma", "CSystemd", "CUdev",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "NumaPlaceDaemon",
+            dependencies: [
+                "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "numaplaced",
+            dependencies: [
+                "NumaPlaceDaemon", "NumaPlacePlatform", "NumaPlaceCore", "NumaPlaceProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "numaplacectl",
+            dependencies: [
+                "NumaPlaceProtocol", "NumaPlaceCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "numaplace-bench",
+            dependencies: [
+                "NumaPlaceProtocol", "NumaPlaceCore", "NumaPlacePlatform",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "NumaPlaceTests",
+            dependencies: [
+                "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform", "NumaPlaceDaemon", "CNumaPlaceShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)
