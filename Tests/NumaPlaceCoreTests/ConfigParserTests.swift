@@ -361,7 +361,9 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
 
 // MARK: Loading files
 
-@Suite struct ConfigLoaderTests {
+extension ConfigParserTests {
+/// The loader on real files; nested so that `--filter ConfigParserTests` runs it too.
+@Suite struct Loader {
     /// A fresh directory under /tmp, removed by `remove(_:)`.
     private func makeDirectory() throws -> String {
         var template = Array("/tmp/numaplace-config-XXXXXX".utf8CString)
@@ -509,4 +511,5 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         #expect(c.classificationRules.count == 2)
         #expect(c.localityOverrides == [try #require(address("0000:b1:00.0")): NUMANodeID(rawValue: 1)!])
     }
+}
 }
