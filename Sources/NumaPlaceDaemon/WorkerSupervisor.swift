@@ -54,10 +54,12 @@ public actor WorkerSupervisor {
     /// Opens a journal stream for a worker's stdout/stderr (nil when journald is absent).
     private let journalStream: @Sendable (_ identifier: String, _ priority: Int32) -> Int32?
     private let procRoot: SysfsRoot
+    /// False when the model is a captured machine (`--sysfs-root`): its CPUs are not this host's.
+    private let spawnEnabled: Bool
 
     public init(store: TopologyStore, hub: EventHub, stateLog: WorkerStateLog, spawner: Spawner, logger: Logger,
                 limits: WorkerLimits = WorkerLimits(), defaults: SpawnDefaults = SpawnDefaults(),
-                procRoot: SysfsRoot = SysfsRoot("/"),
+                procRoot: SysfsRoot = SysfsRoot("/"), spawnEnabled: Bool = true,
                 journalStream: @escaping @Sendable (String, Int32) -> Int32? = { _, _ in nil }) {
         self.store = store
         self.hub = hub
@@ -67,6 +69,7 @@ public actor WorkerSupervisor {
         self.limits = limits
         self.defaults = defaults
         self.procRoot = procRoot
+        self.spawnEnabled = spawnEnabled
         self.journalStream = journalStream
     }
 
@@ -83,6 +86,9 @@ public actor WorkerSupervisor {
     // MARK: Spawn
 
     public func spawn(_ p: Manager.SpawnParameters, peer: PeerCredentials) async throws(VarlinkError) -> Manager.Worker {
+        guard spawnEnabled else {
+            throw Manager.placementImpossible("spawning is off: the model is a captured machine (--sysfs-root), not this host")
+        }
         try validate(p)
         let running = entries.values.filter { $0.worker.state == "running" && UInt32($0.worker.uid) == peer.uid }.count
         if running >= limits.maxWorkersPerUser {
@@ -150,30 +156,35 @@ public actor WorkerSupervisor {
             process = try spawner.spawn(spawnRequest)
         } catch {
             logger.warning("spawn failed: \(error)", metadata: [
-                "MESSAGE_ID": "\(MessageIDs.spawnFailed)", "DEVICE": "\(decision.device?.description ?? "")",
+                LogMetadataKey.messageID: "\(MessageID.spawnFailed)", LogMetadataKey.device: "\(decision.device?.description ?? "")",
             ])
             throw Manager.spawnFailed(step: error.step.rawValue, errno: error.errno.rawValue, message: error.description)
         }
-        let applied = PlacementReader.read(pid: process.pid, root: procRoot)
+        // The placement actually applied, read back from the worker; a worker that exited already
+        // has no memory map left, so its policy reads as unknown rather than failing the spawn.
+        let applied = try? PlacementReader(root: procRoot).read(pid: process.pid)
         let worker = Manager.Worker(
             id: id, pid: Int(process.pid), uid: Int(credentials?.uid ?? peer.uid),
             gid: Int(credentials?.gid ?? peer.gid), argv: p.argv, device: decision.device?.description,
             node: decision.node?.rawValue, state: "running", startedAt: EventHub.realtimeMicroseconds(),
             requested: Manager.Placement(decision),
             applied: applied.map { Manager.Placement(cpus: $0.cpus.cpulist, memoryPolicy: $0.memoryPolicy,
-                                                      memoryNodes: $0.memoryNodes.elements) },
-            degraded: decision.degraded + process.degradations.map(\.description),
+                                                      memoryNodes: $0.memoryNodes.elements) }
+                ?? (try? SysfsParsers.statusField("Cpus_allowed_list", in: procRoot.read("proc/\(process.pid)/status")))
+                    .flatMap { try? CPUSet(cpulist: $0) }
+                    .map { Manager.Placement(cpus: $0.cpulist, memoryPolicy: "unknown", memoryNodes: []) },
+            degraded: decision.degraded + process.degradationNotes,
             exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil)
         let ticks = WorkerSupervisor.startTicks(pid: process.pid, root: procRoot)
         track(Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores, source: nil))
         log.append(WorkerStateLog.Record(op: "start", id: id, startTicks: ticks, worker: worker))
         logger.info("worker \(id) started: pid \(process.pid) on CPUs \(worker.applied?.cpus ?? decision.cpus.cpulist)",
-                    metadata: ["MESSAGE_ID": "\(MessageIDs.workerSpawned)", "WORKER_ID": "\(id)",
-                               "WORKER_PID": "\(process.pid)", "DEVICE": "\(worker.device ?? "")",
-                               "NUMA_NODE": "\(worker.node.map(String.init) ?? "")", "CPUS": "\(decision.cpus.cpulist)"])
+                    metadata: [LogMetadataKey.messageID: "\(MessageID.workerSpawned)", LogMetadataKey.workerID: "\(id)",
+                               LogMetadataKey.workerPID: "\(process.pid)", LogMetadataKey.device: "\(worker.device ?? "")",
+                               LogMetadataKey.numaNode: "\(worker.node.map(String.init) ?? "")", LogMetadataKey.cpus: "\(decision.cpus.cpulist)"])
         if !worker.degraded.isEmpty {
             logger.notice("worker \(id) placement degraded: \(worker.degraded.joined(separator: "; "))",
-                          metadata: ["MESSAGE_ID": "\(MessageIDs.placementDegraded)", "WORKER_ID": "\(id)"])
+                          metadata: [LogMetadataKey.messageID: "\(MessageID.placementDegraded)", LogMetadataKey.workerID: "\(id)"])
         }
         hub.publish(kind: "workerStarted", address: worker.device, worker: worker)
         return entries[id]?.worker ?? worker
@@ -315,8 +326,8 @@ public actor WorkerSupervisor {
         log.append(WorkerStateLog.Record(op: "exit", id: id, startTicks: nil, worker: nil))
         log.compactIfNeeded(live: liveRecords())
         logger.info("worker \(id) (pid \(entry.worker.pid)) \(exit.how)\(exit.code.map { " with code \($0)" } ?? "")\(exit.signal.map { " by signal \($0)" } ?? "")",
-                    metadata: ["MESSAGE_ID": "\(MessageIDs.workerExited)", "WORKER_ID": "\(id)",
-                               "WORKER_PID": "\(entry.worker.pid)"])
+                    metadata: [LogMetadataKey.messageID: "\(MessageID.workerExited)", LogMetadataKey.workerID: "\(id)",
+                               LogMetadataKey.workerPID: "\(entry.worker.pid)"])
         hub.publish(kind: "workerExited", address: entry.worker.device, worker: entry.worker)
         trimHistory()
     }
@@ -351,8 +362,8 @@ public actor WorkerSupervisor {
                 track(Entry(worker: worker, pidfd: pidfd, startTicks: ticks, cores: cores, source: nil))
                 adopted += 1
                 logger.info("worker \(r.id) (pid \(pid)) re-adopted",
-                            metadata: ["MESSAGE_ID": "\(MessageIDs.workerAdopted)", "WORKER_ID": "\(r.id)",
-                                       "WORKER_PID": "\(pid)"])
+                            metadata: [LogMetadataKey.messageID: "\(MessageID.workerAdopted)", LogMetadataKey.workerID: "\(r.id)",
+                                       LogMetadataKey.workerPID: "\(pid)"])
             } else {
                 worker.state = "exited"
                 worker.exit = Manager.ExitStatus(how: "unknown")
