@@ -314,7 +314,10 @@ public actor WorkerSupervisor {
                 exit = Manager.ExitStatus(how: "unknown")
             }
         }
+        // The handler suspended the source; libdispatch traps when a suspended source is released,
+        // so cancel it and then resume it once, before the pidfd it watches is closed.
         entry.source?.cancel()
+        entry.source?.resume()
         entry.source = nil
         entry.pidfd = nil
         entry.worker.state = "exited"
