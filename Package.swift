@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "NumaPlaceProtocol",
             dependencies: ["NumaPlaceCore"],
-            exclude: ["io.numaplaced.Manager.varlink"]
+            exclude: ["io.numaplaced.Manager.varlink", "embed-interface.py"]
         ),
         .target(
             name: "NumaPlacePlatform",
