@@ -83,7 +83,7 @@ public struct SysfsScanner: Sendable {
         let onlineCPUs = online ?? nodeCPUs
         let possibleCPUs = possible ?? onlineCPUs
         return Topology(nodes: nodes, onlineCPUs: onlineCPUs, possibleCPUs: possibleCPUs,
-                        cores: readCores(onlineCPUs))
+                        cores: readCores(onlineCPUs, warnings: &warnings))
     }
 
     func readNode(_ id: NUMANodeID, order: [NUMANodeID], warnings: inout [ScanWarning]) -> NUMANode {
@@ -132,17 +132,24 @@ public struct SysfsScanner: Sendable {
     }
 
     /// SMT sibling groups from `thread_siblings_list` (or `core_cpus_list`, its newer name).
-    func readCores(_ online: CPUSet) -> [CPUSet] {
+    /// A list that does not parse is a warning and leaves its CPU a core of its own (a missing one is
+    /// silent: old kernels and some captures lack the files).
+    func readCores(_ online: CPUSet, warnings: inout [ScanWarning]) -> [CPUSet] {
         var seen = CPUSet()
         var cores: [CPUSet] = []
         for cpu in online.elements where !seen.contains(cpu) {
             let dir = "\(Self.cpuDir)/cpu\(cpu)/topology"
             var group: CPUSet = [cpu]
             for file in ["thread_siblings_list", "core_cpus_list"] {
-                if let text = try? root.read("\(dir)/\(file)"), let set = try? CPUSet(cpulist: text),
-                   set.contains(cpu) {
-                    group = set.intersection(online)
-                    break
+                guard let text = try? root.read("\(dir)/\(file)") else { continue }
+                do {
+                    let set = try CPUSet(cpulist: text)
+                    if set.contains(cpu) {
+                        group = set.intersection(online)
+                        break
+                    }
+                } catch {
+                    warnings.append(ScanWarning(.forParseError(error), path: "\(dir)/\(file)", "\(error)"))
                 }
             }
             group = group.subtracting(seen)
