@@ -48,6 +48,9 @@ struct ScannerHostileFileTests {
         .init(label: "numa_node names no node", numaNode: b("7\n"), localCPUList: b("4-7"), code: .outOfRange, locality: "cpus", cpus: "4-7", node: 1),
         // numa_node and local_cpulist disagree: numa_node wins, the conflict is on the device.
         .init(label: "conflict", numaNode: b("0\n"), localCPUList: b("4-7"), code: .conflict, warnedFile: "", locality: "node", cpus: "0-3", node: 0),
+        .init(label: "conflict, partial overlap", numaNode: b("0\n"), localCPUList: b("2-5"), code: .conflict, warnedFile: "", locality: "node", cpus: "0-3", node: 0),
+        .init(label: "numa_node with local all CPUs", numaNode: b("0\n"), localCPUList: b("0-7"), code: nil, locality: "node", cpus: "0-3", node: 0),
+        .init(label: "numa_node with local empty", numaNode: b("1\n"), localCPUList: b(""), code: nil, locality: "node", cpus: "4-7", node: 1),
         // local_cpulist with numa_node -1.
         .init(label: "local empty", numaNode: b("-1"), localCPUList: b("\n"), code: nil, locality: "unknown", cpus: "", node: nil),
         .init(label: "local all CPUs", numaNode: b("-1"), localCPUList: b("0-7"), code: nil, locality: "unknown", cpus: "", node: nil),
