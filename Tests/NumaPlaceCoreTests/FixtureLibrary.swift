@@ -26,8 +26,8 @@ enum FixtureLibrary {
 
     /// The extraction directory: created, filled and registered for removal on first use.
     private static let extractionBase: String = {
-        var template = Array((NSTemporaryDirectory() + "numaplace-fixtures-XXXXXX").utf8CString)
-        let base = mkdtemp(&template).map { String(cString: $0) } ?? NSTemporaryDirectory() + "numaplace-fixtures-\(getpid())"
+        var template = Array((scratchDirectory + "numaplace-fixtures-XXXXXX").utf8CString)
+        let base = mkdtemp(&template).map { String(cString: $0) } ?? scratchDirectory + "numaplace-fixtures-\(getpid())"
         extractionBaseForCleanup = base
         atexit {
             if let base = FixtureLibrary.extractionBaseForCleanup { try? FileManager.default.removeItem(atPath: base) }
