@@ -41,6 +41,7 @@ public struct Spawner: Sendable {
 
     /// The variables the spawner owns in every worker's environment.
     public static let environmentKeys = ["NUMAPLACE_DEVICE", "NUMAPLACE_NODE", "NUMAPLACE_CPUS"]
+    private static let ownedPrefixes = environmentKeys.map { Array(($0 + "=").utf8CString.dropLast()) }
     /// The PATH used when neither the worker's nor the daemon's environment has one.
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -267,21 +268,24 @@ public struct Spawner: Sendable {
             }
             added.append((key, "\(key)=\(value)"))
         }
-        // The spawner's variables describe this placement only; a stale inherited one must not survive.
+        // "KEY=" prefixes of every variable the inherited environment must not pass on: the request's,
+        // and the spawner's own, which describe this placement only (a stale inherited one must go).
+        let replaced = Spawner.ownedPrefixes + added.map { Array(($0.key + "=").utf8CString.dropLast()) }
         let placement = request.placement
         let cpus = placement.cpus.isEmpty ? savedOriginal.cpus : placement.cpus.intersection(savedOriginal.cpus)
         if let device = placement.device { added.append(("NUMAPLACE_DEVICE", "NUMAPLACE_DEVICE=\(device)")) }
         if let node = placement.node { added.append(("NUMAPLACE_NODE", "NUMAPLACE_NODE=\(node)")) }
         added.append(("NUMAPLACE_CPUS", "NUMAPLACE_CPUS=\(cpus.isEmpty ? savedOriginal.cpus : cpus)"))
-        let replaced = (added.map(\.key) + Spawner.environmentKeys).map { Array(($0 + "=").utf8CString.dropLast()) }
 
         var pieces: [CStringArray.Piece] = []
+        pieces.reserveCapacity(64)
         var path: String? = request.environment["PATH"]
+        let needPath = path == nil && !(request.argv.first?.utf8.contains(UInt8(ascii: "/")) ?? true)
         if request.inheritEnvironment, var p = np_environ() {
             while let entry = p.pointee {
                 p += 1
                 if replaced.contains(where: { prefix in strncmp(entry, prefix, prefix.count) == 0 }) { continue }
-                if path == nil && strncmp(entry, "PATH=", 5) == 0 { path = String(cString: entry + 5) }
+                if needPath && path == nil && strncmp(entry, "PATH=", 5) == 0 { path = String(cString: entry + 5) }
                 pieces.append(.borrowed(UnsafePointer(entry)))
             }
         }
