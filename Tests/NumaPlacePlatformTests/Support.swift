@@ -45,6 +45,8 @@ enum Scratch {
         let path = String(cString: made)
         // World-traversable, so a worker run as another uid can reach the files meant for it.
         chmod(path, 0o755)
+        // Removed when the test process exits, whatever the outcome of the tests.
+        atexit { try? FileManager.default.removeItem(atPath: Scratch.dir) }
         return path
     }()
 
