@@ -174,7 +174,9 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
             nodes: inventory.topology.nodes.count, devices: inventory.devices.count,
             workers: counts.total, runningWorkers: counts.running,
             allowedCPUs: allowed.cpus.cpulist, allowedMems: allowed.mems.cpulist, eventSource: eventSource,
-            configurationFiles: configurationFiles(), warnings: inventory.allWarnings.map(\.description))
+            configurationFiles: configurationFiles(),
+            warnings: inventory.allWarnings.map(\.description)
+                + (await supervisor.stateLogError.map { ["worker table not persisted (restart adoption may miss workers): \($0)"] } ?? []))
     }
 
     /// Streams events until the client goes away or falls too far behind. Worker events are shown

@@ -415,6 +415,9 @@ public actor WorkerSupervisor {
 
     public var runningCount: Int { entries.values.filter { $0.worker.state == "running" }.count }
 
+    /// Why the worker table could not be persisted, if it could not (a full or read-only state directory).
+    public var stateLogError: String? { log.lastError }
+
     private func entry(_ id: String, for peer: PeerCredentials) throws(VarlinkError) -> Entry {
         // A worker someone else owns is reported as absent, not as forbidden: ids are not secrets
         // worth confirming to other users.
