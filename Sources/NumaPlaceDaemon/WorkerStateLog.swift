@@ -22,6 +22,8 @@ public final class WorkerStateLog: @unchecked Sendable {
     private var fd: Int32 = -1
     private var lines = 0
     private(set) public var lastError: String?
+    /// The last append failed, possibly after writing part of its line (ENOSPC part way through).
+    private var lastAppendFailed = false
 
     public init(directory: String) {
         path = directory + "/workers.log"
@@ -53,6 +55,9 @@ public final class WorkerStateLog: @unchecked Sendable {
     public func append(_ record: Record) -> Bool {
         guard var bytes = try? JSONEncoder().encode(record) else { return false }
         bytes.append(UInt8(ascii: "\n"))
+        // After a failed append the file may end in a torn line; start on a line of our own, or this
+        // record would be glued to the fragment and skipped with it when the log is loaded.
+        if lastAppendFailed { bytes.insert(UInt8(ascii: "\n"), at: 0) }
         if fd < 0 {
             fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
             if fd < 0 {
@@ -72,6 +77,7 @@ public final class WorkerStateLog: @unchecked Sendable {
             }
             return true
         }
+        lastAppendFailed = !ok
         if !ok {
             lastError = "\(path): \(String(cString: strerror(errno)))"
             // Drop a partial line's effect: the loader skips unparsable lines.
