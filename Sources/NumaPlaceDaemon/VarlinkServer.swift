@@ -65,7 +65,7 @@ public final class VarlinkServer: @unchecked Sendable {
     private let limits: ServerLimits
     private let logger: Logger
     private var channel: Channel?
-    private let connections = ManagedAtomicCounter()
+    private let connections = ConnectionTable()
 
     public init(group: EventLoopGroup, dispatcher: VarlinkDispatcher, limits: ServerLimits, logger: Logger) {
         self.group = group
@@ -74,7 +74,7 @@ public final class VarlinkServer: @unchecked Sendable {
         self.logger = logger
     }
 
-    public var openConnections: Int { connections.value }
+    public var openConnections: Int { connections.count }
 
     /// Binds (or adopts) the listening socket. For `.path`, a stale socket file from an earlier run is
     /// replaced; a live one (another daemon answering) is an error, so two instances never share a path.
@@ -119,6 +119,62 @@ public final class VarlinkServer: @unchecked Sendable {
     }
 }
 
+/// The open connections, for `MaxConnections`.
+///
+/// When every slot is taken, the connection idle longest (no call queued or running; one following a
+/// Monitor or waiting in Wait is busy) is closed to admit the new one. A counter alone let clients that
+/// connect and never call hold every slot, so that nobody else was served until they left.
+final class ConnectionTable: @unchecked Sendable {
+    private struct Slot {
+        let channel: Channel
+        var busy: Int
+        var lastActive: UInt64
+    }
+
+    private let lock = NSLock()
+    private var slots: [ObjectIdentifier: Slot] = [:]
+
+    var count: Int { lock.withLock { slots.count } }
+
+    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Admits `channel` if a slot is free or an idle connection can give up its own (returned, for
+    /// the caller to close); refuses it when every connection is busy.
+    func admit(_ channel: Channel, limit: Int) -> (admitted: Bool, evicted: Channel?) {
+        lock.withLock {
+            var evicted: Channel? = nil
+            if slots.count >= limit {
+                guard let idle = slots.filter({ $0.value.busy == 0 })
+                    .min(by: { $0.value.lastActive < $1.value.lastActive }) else { return (false, nil) }
+                slots.removeValue(forKey: idle.key)
+                evicted = idle.value.channel
+            }
+            slots[ObjectIdentifier(channel)] = Slot(channel: channel, busy: 0, lastActive: Self.now())
+            return (true, evicted)
+        }
+    }
+
+    /// A call of `channel` was queued.
+    func begin(_ channel: Channel) {
+        lock.withLock {
+            slots[ObjectIdentifier(channel)]?.busy += 1
+            slots[ObjectIdentifier(channel)]?.lastActive = Self.now()
+        }
+    }
+
+    /// A call of `channel` was answered.
+    func end(_ channel: Channel) {
+        lock.withLock {
+            slots[ObjectIdentifier(channel)]?.busy -= 1
+            slots[ObjectIdentifier(channel)]?.lastActive = Self.now()
+        }
+    }
+
+    func remove(_ channel: Channel) {
+        lock.withLock { _ = slots.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}
+
 /// A lock-protected integer (Foundation's NSLock; atomics would add a dependency for one counter).
 final class ManagedAtomicCounter: @unchecked Sendable {
     private let lock = NSLock()
@@ -147,14 +203,14 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private let dispatcher: VarlinkDispatcher
     private let limits: ServerLimits
     private let logger: Logger
-    private let connections: ManagedAtomicCounter
+    private let connections: ConnectionTable
     private var framer: VarlinkFramer
     private var calls: AsyncStream<VarlinkCall>.Continuation?
     private var queued = 0
     private var counted = false
     private var task: Task<Void, Never>?
 
-    init(dispatcher: VarlinkDispatcher, limits: ServerLimits, logger: Logger, connections: ManagedAtomicCounter) {
+    init(dispatcher: VarlinkDispatcher, limits: ServerLimits, logger: Logger, connections: ConnectionTable) {
         self.dispatcher = dispatcher
         self.limits = limits
         self.logger = logger
@@ -163,13 +219,19 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard connections.increment(limit: limits.maxConnections) else {
-            logger.debug("connection refused: \(limits.maxConnections) connections open")
+        let channel = context.channel
+        let admission = connections.admit(channel, limit: limits.maxConnections)
+        guard admission.admitted else {
+            logger.debug("connection refused: \(limits.maxConnections) connections open, none of them idle")
             context.close(promise: nil)
             return
         }
+        if let idle = admission.evicted {
+            logger.debug("closing the longest-idle connection to admit a new one (\(limits.maxConnections) open)")
+            idle.close(promise: nil)
+        }
         counted = true
-        let channel = context.channel
+        let connections = self.connections
         let sink = ChannelSink(channel: channel, maxPending: limits.maxPendingReplies)
         let (stream, continuation) = AsyncStream<VarlinkCall>.makeStream(bufferingPolicy: .unbounded)
         calls = continuation
@@ -191,6 +253,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             let peer = PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid)
             for await call in stream {
                 await dispatcher.handle(call, peer: peer, sink: sink)
+                connections.end(channel)
                 loop.execute { self?.queued -= 1 }
                 if !sink.isOpen { break }
             }
@@ -218,6 +281,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                     context.close(promise: nil)
                     return
                 }
+                connections.begin(context.channel)
                 calls?.yield(call)
             } catch {
                 // Not a Varlink message at all: there is no call to answer, so the connection ends.
@@ -233,7 +297,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         calls = nil
         task?.cancel()
         if counted {
-            connections.decrement()
+            connections.remove(context.channel)
             counted = false
         }
         context.fireChannelInactive()
