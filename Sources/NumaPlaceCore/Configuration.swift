@@ -22,7 +22,7 @@ public struct Configuration: Hashable, Sendable {
         public var maxEnvironmentBytes: Int
         /// Running workers one uid may hold at a time (root included: it bounds mistakes, not trust).
         public var maxWorkersPerUser: Int
-        /// Client connections served at the same time; further connections wait in the listen backlog.
+        /// Client connections open at the same time; at the limit the longest-idle one is closed to admit a new one.
         public var maxConnections: Int
         /// Events queued for one slow `Monitor` client before it is disconnected.
         public var maxMonitorBacklog: Int
