@@ -29,7 +29,11 @@ let package = Package(
         .target(name: "CNumaPlaceShim"),
 
         .target(name: "NumaPlaceCore"),
-        .target(name: "NumaPlaceProtocol", dependencies: ["NumaPlaceCore"]),
+        .target(
+            name: "NumaPlaceProtocol",
+            dependencies: ["NumaPlaceCore"],
+            exclude: ["io.numaplaced.Manager.varlink", "embed-interface.py"]
+        ),
         .target(
             name: "NumaPlacePlatform",
             dependencies: [
@@ -70,10 +74,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Tier 1 and 2 of DESIGN.md: parsers, model, placement, protocol; hostile tables and fixtures.
+        .testTarget(name: "NumaPlaceCoreTests", dependencies: ["NumaPlaceCore", "NumaPlaceProtocol"]),
+        // Tier 3: real spawns, the C child, libudev, sd_notify and journald wrappers on this host.
         .testTarget(
-            name: "NumaPlaceTests",
+            name: "NumaPlacePlatformTests",
+            dependencies: ["NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim"]
+        ),
+        // The daemon in memory and over a live socket; the CLI against a live daemon.
+        .testTarget(
+            name: "NumaPlaceDaemonTests",
             dependencies: [
-                "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform", "NumaPlaceDaemon", "CNumaPlaceShim",
+                "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform", "NumaPlaceDaemon",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

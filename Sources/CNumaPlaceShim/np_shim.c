@@ -1,0 +1,1 @@
+#include "np_shim.h"

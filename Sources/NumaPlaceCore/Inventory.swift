@@ -1,0 +1,30 @@
+/// One scan of a machine: its topology, the devices numaplaced manages, and what went wrong reading it.
+public struct Inventory: Hashable, Sendable {
+    public var topology: Topology
+    /// Managed devices, sorted by address.
+    public var devices: [Device]
+    /// Machine-level warnings (node and CPU files); device-level ones stay on their device.
+    public var warnings: [ScanWarning]
+
+    public init(topology: Topology, devices: [Device], warnings: [ScanWarning]) {
+        self.topology = topology
+        self.devices = devices.sorted { $0.address < $1.address }
+        self.warnings = warnings
+    }
+
+    public func device(_ address: PCIAddress) -> Device? {
+        devices.first { $0.address == address }
+    }
+
+    /// Every warning: the machine's, then each device's.
+    public var allWarnings: [ScanWarning] { warnings + devices.flatMap(\.warnings) }
+
+    /// Replaces, inserts or (with nil) removes one device, keeping the address order.
+    public mutating func update(_ address: PCIAddress, with device: Device?) {
+        devices.removeAll { $0.address == address }
+        if let device {
+            let i = devices.firstIndex { $0.address > address } ?? devices.endIndex
+            devices.insert(device, at: i)
+        }
+    }
+}

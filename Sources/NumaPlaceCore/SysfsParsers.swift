@@ -1,0 +1,142 @@
+/// Parsers for the text of individual sysfs and procfs files. Pure: text in, typed value or typed
+/// error out. Each one is tested against a table of hostile input (`-1`, empty, NUL bytes, huge
+/// numbers, backwards ranges) and none of them traps.
+public enum SysfsParsers {
+    public enum ParseError: Error, Equatable, Sendable, CustomStringConvertible {
+        case empty
+        case containsNUL
+        case malformed(String)
+        case outOfRange(String)
+
+        public var description: String {
+            switch self {
+            case .empty: return "empty"
+            case .containsNUL: return "contains a NUL byte"
+            case .malformed(let t): return "malformed \"\(t.prefix(40))\""
+            case .outOfRange(let t): return "out of range \"\(t.prefix(40))\""
+            }
+        }
+    }
+
+    static func clean(_ text: String) throws(ParseError) -> Substring {
+        if text.contains("\0") { throw .containsNUL }
+        let t = text.trimmingWhitespace
+        if t.isEmpty { throw .empty }
+        return t
+    }
+
+    /// `numa_node`: a node id, or nil for `-1` (no node, as VMs and firmware without _PXM say).
+    /// Other negative numbers and ids beyond the kernel's node limit are errors.
+    public static func numaNode(_ text: String) throws(ParseError) -> NUMANodeID? {
+        let t = try clean(text)
+        guard t.count <= 12, let v = Int(t) else { throw .malformed(String(t)) }
+        if v == -1 { return nil }
+        guard let id = NUMANodeID(rawValue: v) else { throw .outOfRange(String(t)) }
+        return id
+    }
+
+    /// `class`, `vendor`, `device`: hex with `0x`, at most `bits` wide.
+    public static func hexID(_ text: String, bits: Int) throws(ParseError) -> UInt32 {
+        var t = try clean(text)
+        if t.hasPrefix("0x") || t.hasPrefix("0X") { t = t.dropFirst(2) }
+        guard !t.isEmpty, t.count <= 8, t.allSatisfy(\.isHexDigit), let v = UInt32(t, radix: 16) else {
+            throw .malformed(String(t))
+        }
+        guard bits >= 32 || v < (1 << UInt32(bits)) else { throw .outOfRange(String(t)) }
+        return v
+    }
+
+    /// A node's `distance` row: space-separated integers (10 for itself, 255 for unreachable).
+    public static func distances(_ text: String) throws(ParseError) -> [Int] {
+        let t = try clean(text)
+        var out: [Int] = []
+        for part in t.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
+            guard part.count <= 4, let v = Int(part) else { throw .malformed(String(part)) }
+            guard (0...255).contains(v) else { throw .outOfRange(String(part)) }
+            out.append(v)
+        }
+        guard out.count <= NUMANodeID.limit else { throw .outOfRange("\(out.count) entries") }
+        return out
+    }
+
+    /// A node's `meminfo`: the `MemTotal:` line in kB, returned in bytes.
+    public static func memTotal(_ text: String) throws(ParseError) -> UInt64 {
+        if text.contains("\0") { throw .containsNUL }
+        for line in text.split(separator: "\n") {
+            guard let r = line.firstRange(of: "MemTotal:") else { continue }
+            let rest = line[r.upperBound...].trimmingWhitespace
+            let number = rest.prefix(while: { $0.isASCII && $0.isNumber })
+            guard !number.isEmpty, number.count <= 15, let kb = UInt64(number) else { throw .malformed(String(line)) }
+            let unit = rest.dropFirst(number.count).trimmingWhitespace
+            guard unit == "kB" || unit.isEmpty else { throw .malformed(String(line)) }
+            return kb * 1024
+        }
+        throw .malformed("no MemTotal line")
+    }
+
+    /// A cpulist file (`cpulist`, `local_cpulist`, `online`, `possible`, `has_cpu`).
+    public static func cpulist(_ text: String) throws(CPUSet.ParseError) -> CPUSet {
+        try CPUSet(cpulist: text)
+    }
+
+    /// A mask file (`cpumap`, `local_cpus`).
+    public static func cpumask(_ text: String) throws(CPUSet.ParseError) -> CPUSet {
+        try CPUSet(hexMask: text)
+    }
+
+    /// One line of `/proc/<pid>/cgroup`: `hierarchy-id:controllers:path`.
+    public struct CgroupLine: Equatable, Sendable {
+        public let hierarchy: Int
+        public let controllers: [Substring]
+        public let path: String
+    }
+
+    public static func cgroupLines(_ text: String) -> [CgroupLine] {
+        var out: [CgroupLine] = []
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard f.count == 3, let h = Int(f[0]), f[2].hasPrefix("/"), !f[2].contains("\0"),
+                  !f[2].split(separator: "/").contains("..") else { continue }
+            out.append(CgroupLine(hierarchy: h, controllers: f[1].split(separator: ","), path: String(f[2])))
+        }
+        return out
+    }
+
+    /// A field of `/proc/<pid>/status` (`Cpus_allowed_list`, `Mems_allowed_list`).
+    public static func statusField(_ name: String, in text: String) -> Substring? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + ":") {
+            return Substring(line.dropFirst(name.count + 1)).trimmingWhitespace
+        }
+        return nil
+    }
+
+    /// The memory policy `/proc/<pid>/numa_maps` shows for the task: the policy word of its first
+    /// mapping (`default`, `prefer:1`, `bind:0-1`, `interleave:0-1`, `prefer (many):0-1`, `local`).
+    /// Returns the mode name of the Varlink API and the node set. nil when there is no mapping
+    /// (a zombie has no memory map).
+    public static func numaMapsPolicy(_ text: String) -> (mode: String, nodes: CPUSet)? {
+        guard let line = text.split(separator: "\n").first else { return nil }
+        let fields = line.split(separator: " ", maxSplits: 1)
+        guard fields.count == 2 else { return nil }
+        var policy = fields[1]
+        if policy.hasPrefix("prefer (many)") {
+            let nodes = policy.split(separator: ":", maxSplits: 1).dropFirst().first.map { $0.prefix(while: { $0 != " " }) } ?? ""
+            return ("preferred", (try? CPUSet(cpulist: nodes)) ?? CPUSet())
+        }
+        policy = policy.prefix(while: { $0 != " " })
+        let parts = policy.split(separator: ":", maxSplits: 1)
+        var word = parts.first.map(String.init) ?? ""
+        // Flags print as "bind=static:1"; keep only the mode.
+        if let eq = word.firstIndex(of: "=") { word = String(word[..<eq]) }
+        let nodes = parts.count == 2 ? ((try? CPUSet(cpulist: parts[1])) ?? CPUSet()) : CPUSet()
+        switch word {
+        case "default": return ("default", CPUSet())
+        case "local": return ("local", CPUSet())
+        case "prefer": return ("preferred", nodes)
+        case "bind": return ("bind", nodes)
+        case "interleave": return ("interleave", nodes)
+        case "weighted interleave", "weighted": return ("weighted-interleave", nodes)
+        default: return (word, nodes)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The directory every sysfs and procfs read is made under.
+///
+/// `/` is the live host; any other directory is a captured machine (a fixture, a synthetic tree),
+/// and the layers above switch binding and udev off for it. Paths are given relative to the root
+/// (`sys/devices/system/node`), so no absolute path is fixed at compile time.
+public struct SysfsRoot: Hashable, Sendable {
+    public let path: String
+
+    public init(_ path: String = "/") {
+        var p = path
+        while p.count > 1, p.hasSuffix("/") { p.removeLast() }
+        self.path = p.isEmpty ? "/" : p
+    }
+
+    public var isLiveHost: Bool { path == "/" }
+
+    /// The absolute path of `relative` under the root.
+    public func absolute(_ relative: String) -> String {
+        path == "/" ? "/" + relative : path + "/" + relative
+    }
+
+    /// A read that failed, with the errno (ENOENT for a vanished file).
+    public struct ReadError: Error, Hashable, Sendable, CustomStringConvertible {
+        public let path: String
+        public let errno: Int32
+        public var isMissing: Bool { errno == ENOENT || errno == ENOTDIR || errno == ENODEV }
+        public var description: String { "\(path): \(String(cString: strerror(errno)))" }
+    }
+
+    /// Reads at most `limit` bytes of a file (sysfs attributes are at most a page; the bound keeps a
+    /// hostile tree from making us read gigabytes). Retries on EINTR.
+    public func readBytes(_ relative: String, limit: Int = 1 << 20) throws(ReadError) -> [UInt8] {
+        let full = absolute(relative)
+        let fd = open(full, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw ReadError(path: relative, errno: errno) }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while out.count < limit {
+            let want = min(chunk.count, limit - out.count)
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ReadError(path: relative, errno: errno)
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    /// Reads a file as text. Invalid UTF-8 is repaired (and then fails to parse where it matters).
+    public func read(_ relative: String, limit: Int = 1 << 20) throws(ReadError) -> String {
+        let bytes = try readBytes(relative, limit: limit)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func exists(_ relative: String) -> Bool {
+        access(absolute(relative), F_OK) == 0
+    }
+
+    /// Entry names of a directory, without `.` and `..`, sorted.
+    public func list(_ relative: String) throws(ReadError) -> [String] {
+        guard let dir = opendir(absolute(relative)) else { throw ReadError(path: relative, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// The target of a symbolic link, as stored (usually relative).
+    public func readLink(_ relative: String) throws(ReadError) -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink(absolute(relative), &buf, buf.count - 1)
+        if n < 0 { throw ReadError(path: relative, errno: errno) }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,248 @@
+/// Reads the NUMA topology and the managed PCI devices from a `SysfsRoot`.
+///
+/// Never throws and never traps on a file's contents: every missing, unreadable or malformed file
+/// becomes a `ScanWarning`, and a device that vanishes mid-read is skipped with one warning.
+public struct SysfsScanner: Sendable {
+    public let root: SysfsRoot
+    public var classifier: DeviceClassifier
+    /// Locality overrides for broken firmware: the node to use instead of `numa_node`.
+    public var nodeOverrides: [PCIAddress: NUMANodeID]
+
+    static let nodeDir = "sys/devices/system/node"
+    static let cpuDir = "sys/devices/system/cpu"
+    static let pciDir = "sys/bus/pci/devices"
+
+    public init(root: SysfsRoot, classifier: DeviceClassifier = DeviceClassifier(),
+                nodeOverrides: [PCIAddress: NUMANodeID] = [:]) {
+        self.root = root
+        self.classifier = classifier
+        self.nodeOverrides = nodeOverrides
+    }
+
+    public func scan() -> Inventory {
+        var warnings: [ScanWarning] = []
+        let topology = scanTopology(warnings: &warnings)
+        var devices: [Device] = []
+        let names: [String]
+        do {
+            names = try root.list(Self.pciDir)
+        } catch {
+            warnings.append(ScanWarning(error.isMissing ? .missing : .unreadable, path: Self.pciDir, error.description))
+            names = []
+        }
+        for name in names {
+            guard let address = try? PCIAddress(parsing: name) else {
+                warnings.append(ScanWarning(.malformed, path: "\(Self.pciDir)/\(name)", "not a PCI address"))
+                continue
+            }
+            switch readDevice(address, topology: topology) {
+            case .managed(let device): devices.append(device)
+            case .notManaged: break
+            case .absent(let w), .unreadable(let w): warnings.append(w)
+            }
+        }
+        return Inventory(topology: topology, devices: devices, warnings: warnings)
+    }
+
+    // MARK: Topology
+
+    public func scanTopology(warnings: inout [ScanWarning]) -> Topology {
+        let online = readCPUSet("\(Self.cpuDir)/online", warnings: &warnings)
+        let possible = readCPUSet("\(Self.cpuDir)/possible", warnings: &warnings)
+
+        var nodeIDs: [NUMANodeID] = []
+        if let entries = try? root.list(Self.nodeDir) {
+            for name in entries where name.hasPrefix("node") {
+                if let id = NUMANodeID(name.dropFirst(4)) { nodeIDs.append(id) }
+            }
+        }
+        nodeIDs.sort()
+        var nodes: [NUMANode] = []
+        if nodeIDs.isEmpty {
+            // A kernel built without NUMA has no node directory: the whole machine is node 0.
+            warnings.append(ScanWarning(.missing, path: Self.nodeDir, "no NUMA nodes; treating the machine as node 0"))
+            var mem: UInt64 = 0
+            if let text = try? root.read("proc/meminfo"), let m = try? SysfsParsers.memTotal(text) { mem = m }
+            let id = NUMANodeID(rawValue: 0)!
+            nodes = [NUMANode(id: id, cpus: online ?? CPUSet(), memoryBytes: mem, distances: [id: 10])]
+        } else {
+            for id in nodeIDs {
+                nodes.append(readNode(id, order: nodeIDs, warnings: &warnings))
+            }
+        }
+        let nodeCPUs = nodes.reduce(CPUSet()) { $0.union($1.cpus) }
+        let onlineCPUs = online ?? nodeCPUs
+        let possibleCPUs = possible ?? onlineCPUs
+        return Topology(nodes: nodes, onlineCPUs: onlineCPUs, possibleCPUs: possibleCPUs,
+                        cores: readCores(onlineCPUs))
+    }
+
+    func readNode(_ id: NUMANodeID, order: [NUMANodeID], warnings: inout [ScanWarning]) -> NUMANode {
+        let dir = "\(Self.nodeDir)/node\(id.rawValue)"
+        var cpus = CPUSet()
+        if let list = readCPUSet("\(dir)/cpulist", warnings: &warnings, quietIfMissing: true) {
+            cpus = list
+        } else if let mask = readCPUSet("\(dir)/cpumap", mask: true, warnings: &warnings) {
+            cpus = mask
+        }
+        var memory: UInt64 = 0
+        do {
+            memory = try SysfsParsers.memTotal(try root.read("\(dir)/meminfo"))
+        } catch let e as SysfsRoot.ReadError {
+            warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "\(dir)/meminfo", e.description))
+        } catch {
+            warnings.append(ScanWarning(.malformed, path: "\(dir)/meminfo", "\(error)"))
+        }
+        var distances: [NUMANodeID: Int] = [:]
+        do {
+            let row = try SysfsParsers.distances(try root.read("\(dir)/distance"))
+            if row.count != order.count {
+                warnings.append(ScanWarning(.malformed, path: "\(dir)/distance",
+                                            "\(row.count) distances for \(order.count) nodes"))
+            }
+            for (other, d) in zip(order, row) { distances[other] = d }
+        } catch let e as SysfsRoot.ReadError {
+            warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "\(dir)/distance", e.description))
+        } catch {
+            warnings.append(ScanWarning(.malformed, path: "\(dir)/distance", "\(error)"))
+        }
+        if distances.isEmpty { distances[id] = 10 }
+        return NUMANode(id: id, cpus: cpus, memoryBytes: memory, distances: distances)
+    }
+
+    /// SMT sibling groups from `thread_siblings_list` (or `core_cpus_list`, its newer name).
+    func readCores(_ online: CPUSet) -> [CPUSet] {
+        var seen = CPUSet()
+        var cores: [CPUSet] = []
+        for cpu in online.elements where !seen.contains(cpu) {
+            let dir = "\(Self.cpuDir)/cpu\(cpu)/topology"
+            var group: CPUSet = [cpu]
+            for file in ["thread_siblings_list", "core_cpus_list"] {
+                if let text = try? root.read("\(dir)/\(file)"), let set = try? CPUSet(cpulist: text),
+                   set.contains(cpu) {
+                    group = set.intersection(online)
+                    break
+                }
+            }
+            group = group.subtracting(seen)
+            seen.formUnion(group)
+            cores.append(group)
+        }
+        return cores
+    }
+
+    func readCPUSet(_ path: String, mask: Bool = false, warnings: inout [ScanWarning],
+                    quietIfMissing: Bool = false) -> CPUSet? {
+        do {
+            let text = try root.read(path)
+            return mask ? try SysfsParsers.cpumask(text) : try SysfsParsers.cpulist(text)
+        } catch let e as SysfsRoot.ReadError {
+            if !(quietIfMissing && e.isMissing) {
+                warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: path, e.description))
+            }
+        } catch {
+            warnings.append(ScanWarning(.malformed, path: path, "\(error)"))
+        }
+        return nil
+    }
+
+    // MARK: Devices
+
+    public enum DeviceReadResult: Sendable {
+        case managed(Device)
+        /// A PCI function the classifier does not manage.
+        case notManaged
+        /// The device directory is gone (removed, or vanished mid-read).
+        case absent(ScanWarning)
+        /// Its identity files could not be read or parsed.
+        case unreadable(ScanWarning)
+    }
+
+    /// Reads one PCI function. Used by the full scan and, per udev event, for one device only.
+    public func readDevice(_ address: PCIAddress, topology: Topology) -> DeviceReadResult {
+        let dir = "\(Self.pciDir)/\(address)"
+        func identity(_ file: String, bits: Int) -> Result<UInt32, ScanWarning> {
+            do {
+                return .success(try SysfsParsers.hexID(try root.read("\(dir)/\(file)", limit: 64), bits: bits))
+            } catch let e as SysfsRoot.ReadError {
+                return .failure(ScanWarning(e.isMissing ? .vanished : .unreadable, path: "\(dir)/\(file)", e.description))
+            } catch {
+                return .failure(ScanWarning(.malformed, path: "\(dir)/\(file)", "\(error)"))
+            }
+        }
+        let classCode: UInt32, vendor: UInt32, deviceID: UInt32
+        switch (identity("class", bits: 24), identity("vendor", bits: 16), identity("device", bits: 16)) {
+        case (.success(let c), .success(let v), .success(let d)):
+            classCode = c; vendor = v; deviceID = d
+        case (.failure(let w), _, _), (_, .failure(let w), _), (_, _, .failure(let w)):
+            return w.code == .vanished ? .absent(w) : .unreadable(w)
+        }
+        guard let kind = classifier.kind(classCode: classCode, vendor: UInt16(vendor), device: UInt16(deviceID)) else {
+            return .notManaged
+        }
+        var warnings: [ScanWarning] = []
+
+        var firmwareNode: NUMANodeID? = nil
+        do {
+            firmwareNode = try SysfsParsers.numaNode(try root.read("\(dir)/numa_node", limit: 64))
+        } catch let e as SysfsRoot.ReadError {
+            if !e.isMissing { warnings.append(ScanWarning(.unreadable, path: "\(dir)/numa_node", e.description)) }
+        } catch {
+            warnings.append(ScanWarning(.malformed, path: "\(dir)/numa_node", "\(error)"))
+        }
+        if let forced = nodeOverrides[address] {
+            warnings.append(ScanWarning(.overridden, path: "\(dir)/numa_node",
+                                        "configured node \(forced) replaces \(firmwareNode.map(String.init(describing:)) ?? "-1")"))
+            firmwareNode = forced
+        }
+
+        var local: CPUSet? = nil
+        if root.exists("\(dir)/local_cpulist") {
+            local = readCPUSet("\(dir)/local_cpulist", warnings: &warnings)
+        } else if root.exists("\(dir)/local_cpus") {
+            local = readCPUSet("\(dir)/local_cpus", mask: true, warnings: &warnings)
+        }
+
+        let (locality, cpus) = LocalityResolver.resolve(firmwareNode: firmwareNode, localCPUs: local,
+                                                        topology: topology, path: dir, warnings: &warnings)
+        let driver = (try? root.readLink("\(dir)/driver")).map { String($0.split(separator: "/").last ?? "") }
+        return .managed(Device(address: address, classCode: classCode, vendor: UInt16(vendor),
+                               deviceID: UInt16(deviceID), kind: kind, driver: driver, firmwareNode: firmwareNode,
+                               locality: locality, cpus: cpus, pciePath: pciePath(address), warnings: warnings))
+    }
+
+    /// The bridges above a device, read from its `/sys/bus/pci/devices` link
+    /// (`../../../devices/pci0000:00/0000:00:03.0/0000:05:00.0`).
+    func pciePath(_ address: PCIAddress) -> [PCIAddress] {
+        guard let link = try? root.readLink("\(Self.pciDir)/\(address)") else { return [] }
+        return link.split(separator: "/").compactMap { try? PCIAddress(parsing: $0) }.filter { $0 != address }
+    }
+}
+
+/// DESIGN.md's locality rule, as a pure function.
+public enum LocalityResolver {
+    /// 1. `numa_node` names an existing node → that node; a CPU-less node takes the CPUs of the nearest
+    ///    CPU-bearing nodes. If `local_cpulist` disagrees with a CPU-bearing node, `numa_node` wins and
+    ///    the conflict is reported.
+    /// 2. Otherwise `local_cpulist`: empty, missing or covering every CPU → unknown; else exactly those
+    ///    CPUs, on the one node holding all of them if there is one.
+    public static func resolve(firmwareNode: NUMANodeID?, localCPUs: CPUSet?, topology: Topology,
+                               path: String, warnings: inout [ScanWarning]) -> (Locality, CPUSet) {
+        let all = topology.nodeCPUs.isEmpty ? topology.onlineCPUs : topology.nodeCPUs
+        let local = localCPUs?.intersection(topology.onlineCPUs.isEmpty ? all : topology.onlineCPUs)
+        if let id = firmwareNode {
+            if let node = topology.node(id) {
+                let cpuNodes = topology.nearestCPUNodes(to: id)
+                let cpus = topology.cpus(of: cpuNodes)
+                if node.hasCPUs, let local, !local.isEmpty, local != node.cpus {
+                    warnings.append(ScanWarning(.conflict, path: path,
+                                                "numa_node \(id) (CPUs \(node.cpus)) disagrees with local_cpulist \(local); numa_node wins"))
+                }
+                return (.node(id, cpuNodes: cpuNodes), cpus)
+            }
+            warnings.append(ScanWarning(.outOfRange, path: path + "/numa_node", "node \(id) does not exist"))
+        }
+        guard let local, !local.isEmpty, !all.isSubset(of: local) else { return (.unknown, CPUSet()) }
+        return (.cpus(local, node: topology.nodeHolding(local)), local)
+    }
+}

@@ -1,0 +1,420 @@
+import NumaPlaceCore
+
+/// The wire types of `io.numaplaced.Manager` (see `io.numaplaced.Manager.varlink`, which is served
+/// verbatim through `GetInterfaceDescription`). Field names match the interface file exactly.
+public enum Manager {
+    public static let interface = "io.numaplaced.Manager"
+
+    public struct Node: Codable, Hashable, Sendable {
+        public var id: Int
+        public var cpus: String
+        public var memoryBytes: UInt64
+        public var distances: [Int]
+
+        /// `order` is the node order of the reply; distances follow it.
+        public init(_ node: NUMANode, order: [NUMANodeID], topology: Topology) {
+            id = node.id.rawValue
+            cpus = node.cpus.cpulist
+            memoryBytes = node.memoryBytes
+            distances = order.map { node.distances[$0] ?? topology.distance(node.id, $0) }
+        }
+    }
+
+    public struct Device: Codable, Hashable, Sendable {
+        public var address: String
+        public var `class`: String
+        public var vendor: String
+        public var device: String
+        public var vendorName: String?
+        public var kind: String
+        public var driver: String?
+        public var numaNode: Int?
+        public var cpus: String
+        public var locality: String
+        public var placementNodes: [Int]
+        public var pciePath: [String]
+        public var warnings: [String]
+
+        public init(_ d: NumaPlaceCore.Device, topology: Topology) {
+            address = d.address.description
+            `class` = d.classHex
+            vendor = d.vendorHex
+            device = d.deviceHex
+            vendorName = d.vendorName
+            kind = d.kind.rawValue
+            driver = d.driver
+            numaNode = d.numaNode?.rawValue
+            cpus = d.cpus.cpulist
+            locality = d.locality.name
+            placementNodes = d.placementNodes(in: topology).map(\.rawValue)
+            pciePath = d.pciePath.map(\.description)
+            warnings = d.warnings.map(\.description)
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case address, `class`, vendor, device, vendorName, kind, driver, numaNode, cpus, locality, placementNodes,
+                 pciePath, warnings
+        }
+
+        /// `numaNode` is written as an explicit null when unknown, so readers see the state, not a gap.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(address, forKey: .address)
+            try c.encode(`class`, forKey: .class)
+            try c.encode(vendor, forKey: .vendor)
+            try c.encode(device, forKey: .device)
+            try c.encodeIfPresent(vendorName, forKey: .vendorName)
+            try c.encode(kind, forKey: .kind)
+            try c.encodeIfPresent(driver, forKey: .driver)
+            try c.encode(numaNode, forKey: .numaNode)
+            try c.encode(cpus, forKey: .cpus)
+            try c.encode(locality, forKey: .locality)
+            try c.encode(placementNodes, forKey: .placementNodes)
+            try c.encode(pciePath, forKey: .pciePath)
+            try c.encode(warnings, forKey: .warnings)
+        }
+    }
+
+    public struct Placement: Codable, Hashable, Sendable {
+        public var cpus: String
+        public var memoryPolicy: String
+        public var memoryNodes: [Int]
+
+        public init(cpus: String, memoryPolicy: String, memoryNodes: [Int]) {
+            self.cpus = cpus
+            self.memoryPolicy = memoryPolicy
+            self.memoryNodes = memoryNodes
+        }
+
+        public init(_ decision: PlacementDecision) {
+            cpus = decision.cpus.cpulist
+            memoryPolicy = decision.memory.mode.appliedName
+            memoryNodes = decision.memory.nodes.map(\.rawValue)
+        }
+    }
+
+    public struct ExitStatus: Codable, Hashable, Sendable {
+        public var how: String
+        public var code: Int?
+        public var signal: Int?
+
+        public init(how: String, code: Int? = nil, signal: Int? = nil) {
+            self.how = how
+            self.code = code
+            self.signal = signal
+        }
+    }
+
+    public struct Worker: Codable, Hashable, Sendable {
+        public var id: String
+        public var pid: Int
+        public var uid: Int
+        public var gid: Int
+        public var argv: [String]
+        public var device: String?
+        public var node: Int?
+        public var state: String
+        public var startedAt: Int
+        public var requested: Placement
+        public var applied: Placement?
+        public var degraded: [String]
+        public var exclusiveCores: [String]
+        public var adopted: Bool
+        public var exit: ExitStatus?
+
+        public init(id: String, pid: Int, uid: Int, gid: Int, argv: [String], device: String?, node: Int?,
+                    state: String, startedAt: Int, requested: Placement, applied: Placement?, degraded: [String],
+                    exclusiveCores: [String], adopted: Bool, exit: ExitStatus?) {
+            self.id = id
+            self.pid = pid
+            self.uid = uid
+            self.gid = gid
+            self.argv = argv
+            self.device = device
+            self.node = node
+            self.state = state
+            self.startedAt = startedAt
+            self.requested = requested
+            self.applied = applied
+            self.degraded = degraded
+            self.exclusiveCores = exclusiveCores
+            self.adopted = adopted
+            self.exit = exit
+        }
+    }
+
+    public struct Event: Codable, Hashable, Sendable {
+        public var sequence: Int
+        public var kind: String
+        public var timestamp: Int
+        public var address: String?
+        public var device: Device?
+        public var worker: Worker?
+
+        public init(sequence: Int, kind: String, timestamp: Int, address: String? = nil, device: Device? = nil,
+                    worker: Worker? = nil) {
+            self.sequence = sequence
+            self.kind = kind
+            self.timestamp = timestamp
+            self.address = address
+            self.device = device
+            self.worker = worker
+        }
+    }
+
+    // MARK: Method parameters and replies
+
+    public struct GetTopologyReply: Codable, Hashable, Sendable {
+        public var nodes: [Node]
+        public var devices: [Device]
+        public var onlineCPUs: String
+        public var possibleCPUs: String
+        public var allowedCPUs: String
+        public var warnings: [String]
+
+        public init(_ inventory: Inventory, allowed: AllowedSet?) {
+            let t = inventory.topology
+            let order = t.nodes.map(\.id)
+            nodes = t.nodes.map { Node($0, order: order, topology: t) }
+            devices = inventory.devices.map { Device($0, topology: t) }
+            onlineCPUs = t.onlineCPUs.cpulist
+            possibleCPUs = t.possibleCPUs.cpulist
+            allowedCPUs = allowed?.cpus.cpulist ?? t.onlineCPUs.cpulist
+            warnings = inventory.allWarnings.map(\.description)
+        }
+    }
+
+    public struct ListDevicesParameters: Codable, Hashable, Sendable {
+        public var kind: String?
+        public var node: Int?
+        public var address: String?
+        public init(kind: String? = nil, node: Int? = nil, address: String? = nil) {
+            self.kind = kind
+            self.node = node
+            self.address = address
+        }
+    }
+
+    public struct ListDevicesReply: Codable, Hashable, Sendable {
+        public var devices: [Device]
+        public init(devices: [Device]) { self.devices = devices }
+    }
+
+    public struct GetDeviceParameters: Codable, Hashable, Sendable {
+        public var address: String
+        public init(address: String) { self.address = address }
+    }
+
+    public struct GetDeviceReply: Codable, Hashable, Sendable {
+        public var device: Device
+        public init(device: Device) { self.device = device }
+    }
+
+    public struct SpawnParameters: Codable, Hashable, Sendable {
+        public var device: String?
+        public var node: Int?
+        public var cpus: String?
+        public var argv: [String]
+        public var environment: [String]?
+        public var workingDirectory: String?
+        public var memory: String?
+        public var exclusiveCores: Int?
+        public var admission: String?
+        public var stdin: String?
+        public var stdout: String?
+        public var stderr: String?
+        public var user: String?
+        public var name: String?
+        public var parentDeathSignal: Int?
+
+        public init(argv: [String], device: String? = nil, node: Int? = nil, cpus: String? = nil,
+                    environment: [String]? = nil, workingDirectory: String? = nil, memory: String? = nil,
+                    exclusiveCores: Int? = nil, admission: String? = nil, stdin: String? = nil,
+                    stdout: String? = nil, stderr: String? = nil, user: String? = nil, name: String? = nil,
+                    parentDeathSignal: Int? = nil) {
+            self.argv = argv
+            self.device = device
+            self.node = node
+            self.cpus = cpus
+            self.environment = environment
+            self.workingDirectory = workingDirectory
+            self.memory = memory
+            self.exclusiveCores = exclusiveCores
+            self.admission = admission
+            self.stdin = stdin
+            self.stdout = stdout
+            self.stderr = stderr
+            self.user = user
+            self.name = name
+            self.parentDeathSignal = parentDeathSignal
+        }
+    }
+
+    public struct WorkerReply: Codable, Hashable, Sendable {
+        public var worker: Worker
+        public init(worker: Worker) { self.worker = worker }
+    }
+
+    public struct ListWorkersReply: Codable, Hashable, Sendable {
+        public var workers: [Worker]
+        public init(workers: [Worker]) { self.workers = workers }
+    }
+
+    public struct WorkerIDParameters: Codable, Hashable, Sendable {
+        public var id: String
+        public init(id: String) { self.id = id }
+    }
+
+    public struct SignalParameters: Codable, Hashable, Sendable {
+        public var id: String
+        public var signal: Int
+        public init(id: String, signal: Int) {
+            self.id = id
+            self.signal = signal
+        }
+    }
+
+    public struct MonitorReply: Codable, Hashable, Sendable {
+        public var event: Event
+        public init(event: Event) { self.event = event }
+    }
+
+    public struct GetStatusReply: Codable, Hashable, Sendable {
+        public var version: String
+        public var startedAt: Int
+        public var uptimeUsec: Int
+        public var nodes: Int
+        public var devices: Int
+        public var workers: Int
+        public var runningWorkers: Int
+        public var allowedCPUs: String
+        public var allowedMems: String
+        public var eventSource: String
+        public var configurationFiles: [String]
+        public var warnings: [String]
+
+        public init(version: String, startedAt: Int, uptimeUsec: Int, nodes: Int, devices: Int, workers: Int,
+                    runningWorkers: Int, allowedCPUs: String, allowedMems: String, eventSource: String,
+                    configurationFiles: [String], warnings: [String]) {
+            self.version = version
+            self.startedAt = startedAt
+            self.uptimeUsec = uptimeUsec
+            self.nodes = nodes
+            self.devices = devices
+            self.workers = workers
+            self.runningWorkers = runningWorkers
+            self.allowedCPUs = allowedCPUs
+            self.allowedMems = allowedMems
+            self.eventSource = eventSource
+            self.configurationFiles = configurationFiles
+            self.warnings = warnings
+        }
+    }
+
+    // MARK: Errors
+
+    public static func noSuchDevice(_ address: String) -> VarlinkError {
+        VarlinkError("\(interface).NoSuchDevice", ["address": .string(address)])
+    }
+    public static func noSuchNode(_ node: Int) -> VarlinkError {
+        VarlinkError("\(interface).NoSuchNode", ["node": .int(node)])
+    }
+    public static func noSuchWorker(_ id: String) -> VarlinkError {
+        VarlinkError("\(interface).NoSuchWorker", ["id": .string(id)])
+    }
+    public static func placementImpossible(_ reason: String) -> VarlinkError {
+        VarlinkError("\(interface).PlacementImpossible", ["reason": .string(reason)])
+    }
+    public static func spawnFailed(step: String, errno: Int32, message: String) -> VarlinkError {
+        VarlinkError("\(interface).SpawnFailed", ["step": .string(step), "errno": .int(Int(errno)), "message": .string(message)])
+    }
+    public static func permissionDenied(_ reason: String) -> VarlinkError {
+        VarlinkError("\(interface).PermissionDenied", ["reason": .string(reason)])
+    }
+    public static func invalidParameter(_ parameter: String, _ reason: String) -> VarlinkError {
+        VarlinkError("\(interface).InvalidParameter", ["parameter": .string(parameter), "reason": .string(reason)])
+    }
+    public static func limitExceeded(_ limit: String, maximum: Int) -> VarlinkError {
+        VarlinkError("\(interface).LimitExceeded", ["limit": .string(limit), "maximum": .int(maximum)])
+    }
+
+    /// Maps a placement failure to its Varlink error.
+    public static func error(for e: PlacementError) -> VarlinkError {
+        switch e {
+        case .noSuchDevice(let a): return noSuchDevice(a.description)
+        case .noSuchNode(let n): return noSuchNode(n.rawValue)
+        case .impossible(let why): return placementImpossible(why)
+        case .invalid(let p, let why): return invalidParameter(p, why)
+        }
+    }
+}
+
+/// `org.varlink.service`, which every Varlink service implements.
+public enum VarlinkService {
+    public static let interface = "org.varlink.service"
+
+    public struct GetInfoReply: Codable, Hashable, Sendable {
+        public var vendor: String
+        public var product: String
+        public var version: String
+        public var url: String
+        public var interfaces: [String]
+        public init(vendor: String, product: String, version: String, url: String, interfaces: [String]) {
+            self.vendor = vendor
+            self.product = product
+            self.version = version
+            self.url = url
+            self.interfaces = interfaces
+        }
+    }
+
+    public struct GetInterfaceDescriptionParameters: Codable, Hashable, Sendable {
+        public var interface: String
+        public init(interface: String) { self.interface = interface }
+    }
+
+    public struct GetInterfaceDescriptionReply: Codable, Hashable, Sendable {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
+
+    /// The standard description of org.varlink.service, as the Varlink specification defines it.
+    public static let description = """
+    # The Varlink Service Interface is provided by every varlink service. It
+    # describes the service and the interfaces it implements.
+    interface org.varlink.service
+
+    # Get a list of all the interfaces a service provides and information
+    # about the implementation.
+    method GetInfo() -> (
+      vendor: string,
+      product: string,
+      version: string,
+      url: string,
+      interfaces: []string
+    )
+
+    # Get the description of an interface that is implemented by this service.
+    method GetInterfaceDescription(interface: string) -> (description: string)
+
+    # The requested interface was not found.
+    error InterfaceNotFound (interface: string)
+
+    # The requested method was not found
+    error MethodNotFound (method: string)
+
+    # The interface defines the requested method, but the service does not
+    # implement it.
+    error MethodNotImplemented (method: string)
+
+    # One of the passed parameters is invalid.
+    error InvalidParameter (parameter: string)
+
+    # Client is denied access
+    error PermissionDenied ()
+
+    # Method is expected to be called with 'more' set to true, but wasn't
+    error ExpectedMore ()
+
+    """
+}

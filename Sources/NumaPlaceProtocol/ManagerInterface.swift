@@ -1,0 +1,180 @@
+// The interface description served by GetInterfaceDescription. It must equal
+// io.numaplaced.Manager.varlink byte for byte (a test checks): edit the .varlink file, then run
+// `python3 Sources/NumaPlaceProtocol/embed-interface.py`.
+extension Manager {
+    public static let interfaceDescription = #"""
+# numaplaced places accelerator workers on the NUMA node of their device.
+#
+# Addresses are accepted in any spelling a driver or client uses ("00000000:3B:00.0",
+# "3b:00.0", "0000:3b:00") and always returned in the kernel's canonical form ("0000:3b:00.0").
+# CPU sets travel as cpulist strings ("0-7,16-23"); an empty string is the empty set.
+interface io.numaplaced.Manager
+
+# A NUMA node as the kernel reports it. Node ids may be sparse.
+type Node (
+  id: int,
+  # Online CPUs of the node; empty for a memory-only node (GPU HBM, CXL).
+  cpus: string,
+  # MemTotal of the node; 0 for a memory-less node.
+  memoryBytes: int,
+  # SLIT distances to every node, in the order of GetTopology's nodes.
+  distances: []int
+)
+
+# An accelerator, GPU or RDMA NIC with its resolved locality.
+type Device (
+  # Canonical PCI address.
+  address: string,
+  # PCI class, vendor and device ids as hex strings: "0x030200", "0x10de", "0x2330".
+  class: string,
+  vendor: string,
+  device: string,
+  vendorName: ?string,
+  # gpu, accelerator or nic.
+  kind: string,
+  driver: ?string,
+  # The node the device belongs to; null when its locality is unknown.
+  numaNode: ?int,
+  # The CPUs a worker for this device gets; empty when unknown.
+  cpus: string,
+  # node (numa_node was valid), cpus (from local_cpulist) or unknown.
+  locality: string,
+  # The nodes whose CPUs and memory a worker uses (the nearest CPU-bearing nodes for a CPU-less node).
+  placementNodes: []int,
+  # Upstream bridges from the root port down, canonical addresses.
+  pciePath: []string,
+  # Where sysfs disagreed with itself or could not be read.
+  warnings: []string
+)
+
+# Where a worker runs.
+type Placement (
+  cpus: string,
+  # default, preferred, bind or interleave.
+  memoryPolicy: string,
+  memoryNodes: []int
+)
+
+type ExitStatus (
+  # exited, killed, or unknown (the worker was re-adopted after a daemon restart).
+  how: string,
+  code: ?int,
+  signal: ?int
+)
+
+type Worker (
+  id: string,
+  pid: int,
+  uid: int,
+  gid: int,
+  argv: []string,
+  device: ?string,
+  node: ?int,
+  # running or exited.
+  state: string,
+  # Microseconds since the epoch.
+  startedAt: int,
+  requested: Placement,
+  # Read back from /proc/<pid>/status and numa_maps after exec; null when it could not be read.
+  applied: ?Placement,
+  # Steps best-effort admission had to weaken, in words.
+  degraded: []string,
+  exclusiveCores: []string,
+  # True when this daemon re-adopted the worker from its state file after a restart.
+  adopted: bool,
+  exit: ?ExitStatus
+)
+
+type Event (
+  # Strictly increasing per daemon run.
+  sequence: int,
+  # deviceAdded, deviceRemoved, deviceChanged, workerStarted, workerExited, topologyChanged, configurationReloaded.
+  kind: string,
+  # Microseconds since the epoch.
+  timestamp: int,
+  address: ?string,
+  device: ?Device,
+  worker: ?Worker
+)
+
+# The whole model: nodes, devices, and the CPU sets the daemon sees.
+method GetTopology() -> (
+  nodes: []Node,
+  devices: []Device,
+  onlineCPUs: string,
+  possibleCPUs: string,
+  # The saved original: the CPUs the daemon's cgroup allows, recorded at start.
+  allowedCPUs: string,
+  warnings: []string
+)
+
+# Devices, filtered by kind, node or address (any spelling).
+method ListDevices(kind: ?string, node: ?int, address: ?string) -> (devices: []Device)
+
+method GetDevice(address: string) -> (device: Device)
+
+# Starts argv[0] (an absolute path, or a name looked up in PATH) as a worker placed on the
+# node of `device`, on `node`, or on the explicit `cpus`. Exactly one target may be given; none means
+# the whole allowed set. memory: preferred (default), bind, interleave, none. admission: strict
+# (default) or best-effort. stdin, stdout, stderr: null (default), inherit, journal, or an absolute
+# file path (stdout and stderr append). user: only root may name another user.
+method Spawn(
+  device: ?string,
+  node: ?int,
+  cpus: ?string,
+  argv: []string,
+  environment: ?[]string,
+  workingDirectory: ?string,
+  memory: ?string,
+  exclusiveCores: ?int,
+  admission: ?string,
+  stdin: ?string,
+  stdout: ?string,
+  stderr: ?string,
+  user: ?string,
+  name: ?string,
+  parentDeathSignal: ?int
+) -> (worker: Worker)
+
+method ListWorkers() -> (workers: []Worker)
+
+method GetWorker(id: string) -> (worker: Worker)
+
+method Signal(id: string, signal: int) -> ()
+
+# Returns once the worker has exited.
+method Wait(id: string) -> (worker: Worker)
+
+# Streams events (call with "more": true). The first reply is a `ready` event carrying the current
+# sequence number.
+method Monitor() -> (event: Event)
+
+method GetStatus() -> (
+  version: string,
+  startedAt: int,
+  uptimeUsec: int,
+  nodes: int,
+  devices: int,
+  workers: int,
+  runningWorkers: int,
+  allowedCPUs: string,
+  allowedMems: string,
+  eventSource: string,
+  configurationFiles: []string,
+  warnings: []string
+)
+
+# Re-reads the configuration and rescans sysfs, like SIGHUP (root only).
+method Reload() -> ()
+
+error NoSuchDevice (address: string)
+error NoSuchNode (node: int)
+error NoSuchWorker (id: string)
+error PlacementImpossible (reason: string)
+error SpawnFailed (step: string, errno: int, message: string)
+error PermissionDenied (reason: string)
+error InvalidParameter (parameter: string, reason: string)
+error LimitExceeded (limit: string, maximum: int)
+
+"""#
+}

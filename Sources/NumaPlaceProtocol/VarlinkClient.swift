@@ -1,0 +1,162 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking Varlink client over a Unix stream socket, for numaplacectl, benchmarks and tests.
+///
+/// Written by hand on purpose: a command-line client makes one call (or follows one stream) and exits,
+/// so an event-loop group (threads, start-up cost) would be all overhead; the framing itself is the
+/// shared `VarlinkFramer`.
+public final class VarlinkClient {
+    public enum ClientError: Error, CustomStringConvertible {
+        case connect(path: String, errno: Int32)
+        case io(errno: Int32)
+        case closed
+        case protocolViolation(String)
+        case remote(VarlinkError)
+
+        public var description: String {
+            switch self {
+            case .connect(let path, let e): return "cannot connect to \(path): \(String(cString: strerror(e)))"
+            case .io(let e): return "socket error: \(String(cString: strerror(e)))"
+            case .closed: return "the daemon closed the connection"
+            case .protocolViolation(let why): return "protocol violation: \(why)"
+            case .remote(let e): return e.description
+            }
+        }
+    }
+
+    public let path: String
+    private let fd: Int32
+    private var framer = VarlinkFramer(maxMessageBytes: 64 << 20)
+    private var pending: [[UInt8]] = []
+
+    public init(path: String) throws(ClientError) {
+        self.path = path
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { throw .connect(path: path, errno: errno) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            close(s)
+            throw .connect(path: path, errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc != 0 {
+            let e = errno
+            close(s)
+            throw .connect(path: path, errno: e)
+        }
+        fd = s
+    }
+
+    deinit { close(fd) }
+
+    /// Sends raw bytes (tests use this to send hostile input).
+    public func send(raw bytes: [UInt8]) throws(ClientError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(errno: errno)
+            }
+            offset += n
+        }
+    }
+
+    /// Reads the next reply message (without its NUL).
+    public func receiveRaw() throws(ClientError) -> [UInt8] {
+        while pending.isEmpty {
+            var buf = [UInt8](repeating: 0, count: 65536)
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(errno: errno)
+            }
+            if n == 0 { throw .closed }
+            do {
+                pending.append(contentsOf: try framer.push(buf[0..<n]))
+            } catch {
+                throw .protocolViolation(error.description)
+            }
+        }
+        return pending.removeFirst()
+    }
+
+    private struct ReplyEnvelope<R: Decodable>: Decodable {
+        let parameters: R?
+        let continues: Bool?
+        let error: String?
+    }
+
+    private struct ErrorEnvelope: Decodable {
+        let error: String?
+        let parameters: [String: JSONValue]?
+    }
+
+    /// Decodes one reply; an error reply throws `.remote`.
+    public func receive<R: Decodable>(_ type: R.Type) throws(ClientError) -> (reply: R, continues: Bool) {
+        let bytes = try receiveRaw()
+        let data = Data(bytes)
+        if let e = try? JSONDecoder().decode(ErrorEnvelope.self, from: data), let name = e.error {
+            throw .remote(VarlinkError(name, e.parameters ?? [:]))
+        }
+        do {
+            let env = try JSONDecoder().decode(ReplyEnvelope<R>.self, from: data)
+            if let p = env.parameters { return (p, env.continues ?? false) }
+            return (try JSONDecoder().decode(R.self, from: Data("{}".utf8)), env.continues ?? false)
+        } catch {
+            throw .protocolViolation("cannot decode reply: \(error)")
+        }
+    }
+
+    /// Calls `method` and returns its single reply.
+    public func call<P: Encodable, R: Decodable>(_ method: String, _ parameters: P, as type: R.Type) throws(ClientError) -> R {
+        try sendCall(method, parameters, more: false)
+        return try receive(R.self).reply
+    }
+
+    /// Calls `method` with `more` and hands each reply to `body` until the server stops
+    /// continuing or `body` returns false.
+    public func stream<P: Encodable, R: Decodable>(_ method: String, _ parameters: P, as type: R.Type,
+                                                     _ body: (R) throws -> Bool) throws {
+        try sendCall(method, parameters, more: true)
+        while true {
+            let (reply, continues) = try receive(R.self)
+            if try !body(reply) || !continues { return }
+        }
+    }
+
+    public func sendCall<P: Encodable>(_ method: String, _ parameters: P, more: Bool = false,
+                                       oneway: Bool = false) throws(ClientError) {
+        let call: VarlinkCall
+        do {
+            call = try VarlinkCall(method: method, parameters: parameters, more: more, oneway: oneway)
+        } catch {
+            throw .protocolViolation("cannot encode call: \(error)")
+        }
+        var bytes = [UInt8](call.raw)
+        bytes.append(0)
+        try send(raw: bytes)
+    }
+
+    /// Waits until the socket is readable or `timeoutMilliseconds` pass; true when readable.
+    public func waitReadable(timeoutMilliseconds: Int32) -> Bool {
+        if !pending.isEmpty { return true }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, timeoutMilliseconds) > 0
+    }
+
+    /// The raw descriptor (for poll loops in tests).
+    public var fileDescriptor: Int32 { fd }
+}
