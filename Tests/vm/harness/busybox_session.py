@@ -100,10 +100,14 @@ class BusyboxSession:
                 'setsid numactl --cpunodebind=0 --membind=0 numaplaced --socket %s --config /etc/numaplaced/vm.conf '
                 '--state-dir /run/numaplaced/state --event-source kernel >/tmp/numaplaced.log 2>&1 </dev/null &'
                 % SOCKET)
+        # wait for the socket, or for the daemon to exit (the log says why)
+        a.run('sleep 0.5')
         try:
-            wait_guest(a, '[ -S %s ]' % SOCKET, 60, 'daemon socket')
+            wait_guest(a, '[ -S %s ] || ! pgrep -x numaplaced >/dev/null' % SOCKET, 60, 'daemon socket')
         except CheckFailed:
             raise CheckFailed('no socket after 60 s; daemon log: %s' % a.run('tail -c 1500 /tmp/numaplaced.log')[1])
+        if a.run('[ -S %s ]' % SOCKET)[0] != 0:
+            raise CheckFailed('numaplaced exited without a socket; log: %s' % a.run('tail -c 1500 /tmp/numaplaced.log')[1])
         status = self.ctl.call('status')
         pid = a.check('pidof numaplaced').split()
         expect(len(pid) == 1, 'pidof numaplaced: %s' % pid)

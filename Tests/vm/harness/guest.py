@@ -76,7 +76,7 @@ def check_placement(probe, worker, cpus, policy, nodes, fds=True):
 def wait_guest(agent, condition, timeout, what):
     """Polls a shell condition in the guest (inside one agent call, every 20 ms); returns seconds waited."""
     t = time.monotonic()
-    rc, out = agent.run('i=0; until %s; do usleep 20000; i=$((i+1)); [ $i -gt %d ] && exit 1; done; exit 0'
+    rc, out = agent.run('i=0; until %s; do sleep 0.02; i=$((i+1)); [ $i -gt %d ] && exit 1; done; exit 0'
                         % (condition, timeout * 50), timeout + 10)
     if rc != 0:
         raise CheckFailed('%s: not within %ds' % (what, timeout))
