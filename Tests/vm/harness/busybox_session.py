@@ -54,6 +54,7 @@ class BusyboxSession:
             expect((d['numa_node'], d['local_cpulist'], d['class']) == (nn, cl, cls),
                    '%s: numa_node=%s local_cpulist=%r class=%s, expected %s %r %s'
                    % (addr, d['numa_node'], d['local_cpulist'], d['class'], nn, cl, cls))
+        self.report.note('expected device table from sysfs: %s' % json.dumps(s.expected_devices(), indent=1))
         return '3 nodes (CPUs 0-1, 2-3, none), %d PCI functions' % len(s.pci)
 
     def testbed_numactl_probe(self):
