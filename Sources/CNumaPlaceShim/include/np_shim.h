@@ -1,1 +1,152 @@
+/*
+ * np_shim: the C side of numaplaced's spawner, plus thin wrappers for the GNU and Linux calls that
+ * Swift's Glibc module does not import (sched_setaffinity and friends sit behind _GNU_SOURCE; prctl
+ * and syscall are variadic; siginfo_t is a union; struct ucred is GNU-only).
+ *
+ * Conventions:
+ * - Every wrapper behaves like the libc call it names: it returns -1 and sets errno on failure.
+ * - None of them retries EINTR; the Swift side does that at one choke point.
+ * - np_spawn's child runs raw system calls only: no malloc, no locks, no errno, no stdio
+ *   (it shares the parent's memory until execve, see clone(2) CLONE_VM).
+ */
 #pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * The spawn child
+ * ---------------------------------------------------------------------------------------------- */
+
+/* The steps of the child, in the order it runs them (DESIGN.md, "The spawn sequence").
+ * The values cross the report pipe; Swift mirrors them in SpawnStep. */
+enum np_step {
+    NP_STEP_SIGNALS = 1,
+    NP_STEP_SETSID = 2,
+    NP_STEP_PDEATHSIG = 3,
+    NP_STEP_RESTORE_AFFINITY = 4,
+    NP_STEP_RESET_MEMPOLICY = 5,
+    NP_STEP_SET_AFFINITY = 6,
+    NP_STEP_SET_MEMPOLICY = 7,
+    NP_STEP_SETGROUPS = 8,
+    NP_STEP_SETGID = 9,
+    NP_STEP_SETUID = 10,
+    NP_STEP_CHDIR = 11,
+    NP_STEP_STDIO = 12,
+    NP_STEP_CLOSE_FDS = 13,
+    NP_STEP_EXEC = 14,
+};
+
+/* What the child writes to the report pipe, one record per event. Fixed size and far below
+ * PIPE_BUF, so each write is atomic and a non-blocking pipe never fills (at most 4 records). */
+struct np_report {
+    int32_t step;   /* enum np_step */
+    int32_t err;    /* the errno the kernel returned */
+    int32_t fatal;  /* 1: the child exits 127 after writing it; 0: a best-effort degradation */
+    int32_t mode;   /* NP_STEP_SET_MEMPOLICY: the MPOL_* mode that failed; NP_STEP_STDIO: the fd */
+};
+
+/* How one of the descriptors 0, 1, 2 is set up in the child. */
+enum np_stdio_kind {
+    NP_STDIO_INHERIT = 0, /* leave the descriptor as the parent has it (open or closed) */
+    NP_STDIO_FD = 1,      /* dup2(fd, target); the parent keeps ownership of fd */
+    NP_STDIO_PATH = 2,    /* openat(AT_FDCWD, path, flags | O_CLOEXEC, 0666) in the child, after the
+                             credentials and chdir steps, so the worker's identity opens its own file */
+};
+
+struct np_stdio {
+    int32_t kind;  /* enum np_stdio_kind */
+    int32_t fd;    /* NP_STDIO_FD */
+    int32_t flags; /* NP_STDIO_PATH: O_RDONLY, or O_WRONLY|O_CREAT|O_APPEND */
+    const char *path;
+};
+
+/* Everything the child needs, prepared by the parent. The child only reads it. */
+struct np_spawn_config {
+    const char *path;          /* absolute or relative path given to execve; PATH is resolved before */
+    char *const *argv;         /* NULL-terminated */
+    char *const *envp;         /* NULL-terminated */
+    const char *cwd;           /* NULL: keep the parent's working directory */
+    struct np_stdio stdio[3];
+    int32_t report_fd;         /* write end of an O_CLOEXEC|O_NONBLOCK pipe */
+    int32_t strict;            /* 1: affinity and mempolicy failures are fatal; 0: best-effort */
+    int32_t pdeathsig;         /* 0: none */
+
+    const unsigned long *saved_mask; /* the saved original CPUs; NULL: skip the restore step */
+    size_t saved_mask_bytes;
+    const unsigned long *target_mask; /* the target CPUs; NULL: stay on the saved original */
+    size_t target_mask_bytes;
+
+    int32_t mpol_mode;                 /* MPOL_DEFAULT (0) skips the target step */
+    const unsigned long *nodemask;     /* the target nodes */
+    unsigned long maxnode;             /* as set_mempolicy(2) takes it: bits in nodemask + 1 */
+    const unsigned long *preferred_nodemask; /* best-effort fallback: the first target node alone */
+
+    int32_t set_groups;
+    int32_t set_gid;
+    int32_t set_uid;
+    uint32_t gid;
+    uint32_t uid;
+    size_t ngroups;
+    const uint32_t *groups;
+};
+
+/* Starts the child with clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD) on a stack of its own;
+ * the calling thread is suspended until the child has called execve or exited (clone(2)).
+ * Every signal is blocked in the calling thread around the clone so that no handler of the parent
+ * runs on the child's stack before the child has reset its dispositions.
+ * On success stores the pid and a pidfd (O_CLOEXEC) and returns 0. The child's failures arrive on
+ * the report pipe, not here: -1 and errno mean the clone itself (or its stack) failed. */
+int np_spawn(const struct np_spawn_config *config, pid_t *pid, int *pidfd);
+
+/* ------------------------------------------------------------------------------------------------
+ * Thin wrappers (each names the call it makes)
+ * ---------------------------------------------------------------------------------------------- */
+
+/* sched_getaffinity(2) of `pid` (0: the calling thread). Returns the number of bytes the kernel
+ * wrote into `mask` (a multiple of sizeof(unsigned long)), or -1; EINVAL when `bytes` is smaller
+ * than the kernel's CPU mask. */
+int np_sched_getaffinity(pid_t pid, size_t bytes, unsigned long *mask);
+/* sched_setaffinity(2) of `pid` (0: the calling thread). */
+int np_sched_setaffinity(pid_t pid, size_t bytes, const unsigned long *mask);
+/* get_mempolicy(2), raw system call (no libnuma). */
+int np_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode, void *addr, unsigned long flags);
+/* set_mempolicy(2) of the calling thread, raw system call (no libnuma). */
+int np_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+/* pidfd_open(2). */
+int np_pidfd_open(pid_t pid, unsigned int flags);
+/* pidfd_send_signal(2) with no siginfo. */
+int np_pidfd_send_signal(int pidfd, int sig, unsigned int flags);
+/* waitid(P_PIDFD, pidfd, &info, options) (waitid(2), Linux 5.4). siginfo_t is flattened:
+ * *pid is 0 when WNOHANG found no state change; *code is CLD_EXITED, CLD_KILLED, CLD_DUMPED,
+ * CLD_STOPPED, CLD_TRAPPED or CLD_CONTINUED; *status the exit code or the signal. */
+int np_waitid_pidfd(int pidfd, int options, pid_t *pid, int *code, int *status);
+/* pipe2(2). */
+int np_pipe2(int fds[2], int flags);
+/* getsockopt(fd, SOL_SOCKET, SO_PEERCRED) (unix(7)): the credentials of a Unix socket's peer
+ * as they were at connect(2). */
+int np_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+/* prctl(2), which Swift cannot call because it is variadic (PR_SET_CHILD_SUBREAPER, PR_SET_NAME, …). */
+int np_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+/* The process environment, `environ` (Swift's Glibc does not export the variable). */
+char **np_environ(void);
+
+/* Constants Swift's Glibc module does not carry. */
+enum {
+    NP_MPOL_DEFAULT = 0,
+    NP_MPOL_PREFERRED = 1,
+    NP_MPOL_BIND = 2,
+    NP_MPOL_INTERLEAVE = 3,
+    NP_MPOL_LOCAL = 4,
+    NP_MPOL_F_NODE = 1 << 0,
+    NP_MPOL_F_ADDR = 1 << 1,
+};
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,1 +1,0 @@
-#include "np_shim.h"

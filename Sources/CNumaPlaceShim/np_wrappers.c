@@ -1,0 +1,93 @@
+/*
+ * Thin wrappers for calls Swift's Glibc module does not import. Each behaves like the libc call it
+ * names (-1 and errno on failure) and does nothing else: no retries, no allocation.
+ */
+#define _GNU_SOURCE
+#include "np_shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+extern char **environ;
+
+int np_sched_getaffinity(pid_t pid, size_t bytes, unsigned long *mask) {
+    /* The raw call, not glibc's sched_getaffinity: the raw one returns how many bytes the kernel
+       wrote, which tells the caller the size of the kernel's mask. */
+    long r = syscall(SYS_sched_getaffinity, pid, bytes, mask);
+    return r < 0 ? -1 : (int)r;
+}
+
+int np_sched_setaffinity(pid_t pid, size_t bytes, const unsigned long *mask) {
+    return (int)syscall(SYS_sched_setaffinity, pid, bytes, mask);
+}
+
+int np_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode, void *addr, unsigned long flags) {
+    return (int)syscall(SYS_get_mempolicy, mode, nodemask, maxnode, addr, flags);
+}
+
+int np_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode) {
+    return (int)syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
+}
+
+int np_pidfd_open(pid_t pid, unsigned int flags) {
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+int np_pidfd_send_signal(int pidfd, int sig, unsigned int flags) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, flags);
+}
+
+int np_waitid_pidfd(int pidfd, int options, pid_t *pid, int *code, int *status) {
+    siginfo_t info;
+    /* waitid(2): with WNOHANG and no state change si_pid stays 0, but only if it was 0 before. */
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, options) < 0) return -1;
+    *pid = info.si_pid;
+    *code = info.si_code;
+    *status = info.si_status;
+    return 0;
+}
+
+int np_pipe2(int fds[2], int flags) {
+    return pipe2(fds, flags);
+}
+
+int np_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -1;
+    if (len != sizeof cred) {
+        errno = EPROTO;
+        return -1;
+    }
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}
+
+int np_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5) {
+    return prctl(option, arg2, arg3, arg4, arg5);
+}
+
+char **np_environ(void) {
+    return environ;
+}

@@ -1,0 +1,270 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NumaPlaceCore
+import NumaPlacePlatform
+import NumaPlaceProtocol
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `numaplaced` was asked to do on its command line (the configuration file fills the rest).
+public struct DaemonOptions: Sendable {
+    public var root = SysfsRoot("/")
+    /// A socket path that overrides the configuration's `Socket=`.
+    public var socketPath: String?
+    public var stateDirectory: String?
+    /// Overrides `EventSource=`; `.none` turns the udev watcher off.
+    public var eventSource: String?
+    /// A configuration file, or a directory holding `numaplaced.conf` and `numaplaced.conf.d/`.
+    public var configPath = ConfigLoader.defaultDirectory
+
+    public init() {}
+
+    /// The socket for a run without a configured one: `/run/numaplaced` for root, otherwise
+    /// `$XDG_RUNTIME_DIR/numaplaced` (or `/tmp/numaplaced-UID`), so that a user's run needs no privilege.
+    public static func defaultSocketPath() -> String {
+        if geteuid() == 0 { return Configuration.defaultSocketPath }
+        if let xdg = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), xdg.hasPrefix("/") {
+            return xdg + "/numaplaced/io.numaplaced"
+        }
+        return "/tmp/numaplaced-\(geteuid())/io.numaplaced"
+    }
+}
+
+/// Loads the configuration named by `path` (a directory with drop-ins, or one file).
+public func loadConfiguration(_ path: String) throws(ConfigError) -> (Configuration, [String]) {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let bytes: [UInt8]
+        do { bytes = try SysfsRoot("/").readBytes(String(absolute.dropFirst()), limit: 1 << 20) } catch {
+            throw ConfigError(.unreadable, file: path, line: nil, error.description)
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(.unreadable, file: path, line: nil, "not valid UTF-8")
+        }
+        return (try ConfigParser.parse([ConfigSource(path: path, text: text)]), [path])
+    }
+    let sources = try ConfigLoader.sources(directory: path)
+    return (try ConfigParser.parse(sources), sources.map(\.path))
+}
+
+/// The assembled daemon: the store, the supervisor, the socket server, the udev watcher and the
+/// systemd conversation, run as services of one `ServiceGroup` (SIGTERM/SIGINT shut it down gracefully).
+public final class Daemon: @unchecked Sendable {
+    public let store: TopologyStore
+    public let supervisor: WorkerSupervisor
+    public let hub: EventHub
+    public let service: ManagerService
+    public let server: VarlinkServer
+    let options: DaemonOptions
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let notifier = SystemdNotifier()
+    let listen: VarlinkServer.Listen
+    let socketDescription: String
+    private let configState: ConfigState
+    let eventSource: String
+
+    final class ConfigState: @unchecked Sendable {
+        let lock = NSLock()
+        var configuration: Configuration
+        var files: [String]
+        init(_ c: Configuration, _ f: [String]) { configuration = c; files = f }
+    }
+
+    /// Builds everything up to (not including) serving. `savedOriginal` must have been read
+    /// before the process changed anything about itself.
+    public init(options: DaemonOptions, configuration: Configuration, configurationFiles: [String],
+                savedOriginal: AllowedSet, inventory: Inventory, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        configState = ConfigState(configuration, configurationFiles)
+        hub = EventHub(maxBacklog: configuration.limits.maxMonitorBacklog)
+        var scanner = SysfsScanner(root: options.root, classifier: configuration.classifier,
+                                   nodeOverrides: configuration.localityOverrides)
+        scanner.classifier = configuration.classifier
+        store = TopologyStore(scanner: scanner, savedOriginal: savedOriginal, workerCPUs: configuration.workerCPUs,
+                              hub: hub, initial: inventory)
+        let stateDirectory = options.stateDirectory
+            ?? (options.socketPath.map { ($0 as NSString).deletingLastPathComponent } ?? configuration.stateDirectory)
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        var limits = WorkerLimits()
+        limits.maxArgvBytes = configuration.limits.maxArgvBytes
+        limits.maxEnvironmentBytes = configuration.limits.maxEnvironmentBytes
+        limits.maxWorkersPerUser = configuration.limits.maxWorkersPerUser
+        var defaults = SpawnDefaults()
+        defaults.memory = configuration.defaultMemoryPolicy
+        defaults.admission = configuration.defaultAdmission
+        supervisor = WorkerSupervisor(
+            store: store, hub: hub, stateLog: WorkerStateLog(directory: stateDirectory),
+            spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: limits, defaults: defaults,
+            spawnEnabled: options.root.isLiveHost,
+            journalStream: { identifier, priority in
+                try? JournalStream.open(identifier: identifier, priority: SyslogPriority(rawValue: priority) ?? .info)
+            })
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        if options.root.isLiveHost, options.eventSource != "none" {
+            eventSource = options.eventSource ?? configuration.eventSource.rawValue
+        } else {
+            eventSource = "none"
+        }
+        var serverLimits = ServerLimits()
+        serverLimits.maxMessageBytes = configuration.limits.maxMessageBytes
+        serverLimits.maxConnections = configuration.limits.maxConnections
+        serverLimits.maxPendingReplies = max(configuration.limits.maxMonitorBacklog, 64)
+        let state = configState
+        let reloadBox = ReloadBox()
+        service = ManagerService(store: store, supervisor: supervisor, hub: hub, eventSource: eventSource,
+                                 configurationFiles: { state.lock.withLock { state.files } },
+                                 reload: { await reloadBox.reload?() })
+        server = VarlinkServer(group: group, dispatcher: service, limits: serverLimits, logger: logger)
+
+        // Socket activation wins over any path: systemd owns the socket then.
+        if let activated = try ListenFDs.take(unsetEnvironment: true).first {
+            listen = .descriptor(activated.fd)
+            socketDescription = "socket-activated fd \(activated.fd)\(activated.path.map { " (\($0))" } ?? "")"
+        } else {
+            let path = options.socketPath ?? (configurationFiles.isEmpty && configuration.socketPath == Configuration.defaultSocketPath
+                                              ? DaemonOptions.defaultSocketPath() : configuration.socketPath)
+            listen = .path(path)
+            socketDescription = path
+        }
+        reloadBox.reload = { [weak self] in await self?.reload() }
+    }
+
+    final class ReloadBox: @unchecked Sendable {
+        var reload: (@Sendable () async -> String?)?
+    }
+
+    /// Re-reads the configuration (SIGHUP, Reload). A bad file is refused and the running
+    /// configuration stays; returns the refusal text.
+    public func reload() async -> String? {
+        _ = try? notifier.reloading(status: "Reloading configuration")
+        defer { _ = try? notifier.ready(status: statusLine(devices: nil, running: nil)) }
+        let loaded: (Configuration, [String])
+        do {
+            loaded = try loadConfiguration(options.configPath)
+        } catch {
+            logger.error("configuration refused, keeping the running one: \(error)",
+                         metadata: [LogMetadataKey.messageID: "\(MessageID.configurationReloadFailed)"])
+            return error.description
+        }
+        let (c, files) = loaded
+        configState.lock.withLock {
+            configState.configuration = c
+            configState.files = files
+        }
+        var limits = WorkerLimits()
+        limits.maxArgvBytes = c.limits.maxArgvBytes
+        limits.maxEnvironmentBytes = c.limits.maxEnvironmentBytes
+        limits.maxWorkersPerUser = c.limits.maxWorkersPerUser
+        var defaults = SpawnDefaults()
+        defaults.memory = c.defaultMemoryPolicy
+        defaults.admission = c.defaultAdmission
+        await supervisor.configure(limits: limits, defaults: defaults)
+        await store.reconfigure(classifier: c.classifier, nodeOverrides: c.localityOverrides, workerCPUs: c.workerCPUs)
+        hub.publish(kind: "configurationReloaded")
+        logger.notice("configuration reloaded from \(files.isEmpty ? "defaults" : files.joined(separator: ", "))",
+                      metadata: [LogMetadataKey.messageID: "\(MessageID.configurationReloaded)"])
+        return nil
+    }
+
+    func statusLine(devices: Int?, running: Int?) -> String {
+        "\(devices.map(String.init) ?? "?") devices, \(running.map(String.init) ?? "?") workers running"
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    public func run() async throws {
+        let adoption = await supervisor.adopt()
+        if adoption.adopted + adoption.gone > 0 {
+            logger.notice("re-adopted \(adoption.adopted) running workers; \(adoption.gone) had exited meanwhile")
+        }
+        if case .path(let path) = listen {
+            let dir = (path as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o755])
+        }
+        try await server.start(listen)
+        let inventory = await store.inventory
+        logger.notice("serving io.numaplaced.Manager on \(socketDescription): \(inventory.topology.nodes.count) nodes, \(inventory.devices.count) devices, events from \(eventSource)",
+                      metadata: [LogMetadataKey.messageID: "\(MessageID.daemonReady)"])
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ServerService(server: server)),
+            .init(service: SystemdService(daemon: self)),
+        ]
+        if eventSource != "none", let source = UdevMonitor.Source(rawValue: eventSource) {
+            do {
+                services.append(.init(service: try UdevWatcher(source: source, store: store, logger: logger)))
+            } catch {
+                logger.warning("no hotplug events (\(error)); the device table is only rescanned on SIGHUP")
+            }
+        }
+        var config = ServiceGroupConfiguration(services: services, logger: logger)
+        config.gracefulShutdownSignals = [.sigterm, .sigint]
+        let group = ServiceGroup(configuration: config)
+        try await group.run()
+        _ = try? notifier.stopping(status: "Shutting down; workers keep running")
+        try? await self.group.shutdownGracefully()
+    }
+}
+
+/// Runs the socket server until graceful shutdown, then stops accepting.
+struct ServerService: Service {
+    let server: VarlinkServer
+    func run() async throws {
+        try? await gracefulShutdown()
+        await server.stop()
+    }
+}
+
+/// READY=1 once serving, STATUS= on every change, WATCHDOG=1 at half the interval, and SIGHUP reloads.
+struct SystemdService: Service {
+    let daemon: Daemon
+
+    func run() async throws {
+        let notifier = daemon.notifier
+        let hub = daemon.hub
+        let store = daemon.store
+        let supervisor = daemon.supervisor
+        func status() async -> String {
+            daemon.statusLine(devices: await store.inventory.devices.count, running: await supervisor.runningCount)
+        }
+        _ = try? notifier.ready(status: await status())
+        let (changes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let sub = hub.subscribe(deliver: { _ in continuation.yield(()); return true }, overflow: {})
+        defer { hub.unsubscribe(sub.token) }
+
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        signal(SIGHUP, SIG_IGN)
+        hup.setEventHandler { Task { _ = await daemon.reload() } }
+        hup.resume()
+        defer { hup.cancel() }
+
+        let watchdog = (try? notifier.watchdogInterval()) ?? nil
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    for await _ in changes { _ = try? notifier.status(await status()) }
+                }
+                if let interval = watchdog {
+                    tasks.addTask {
+                        while !Task.isCancelled {
+                            _ = try? notifier.watchdog()
+                            try? await Task.sleep(for: interval / 2)
+                        }
+                    }
+                }
+                await tasks.next()
+                tasks.cancelAll()
+            }
+        } onGracefulShutdown: {
+            continuation.finish()
+        }
+    }
+}

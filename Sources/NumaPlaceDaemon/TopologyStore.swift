@@ -1,0 +1,117 @@
+import Foundation
+import NumaPlaceCore
+import NumaPlaceProtocol
+
+/// The one owner of the live device table and topology.
+///
+/// Enumerates at start; afterwards each udev event re-reads only its device (`refresh`), or the
+/// whole topology when a CPU or node goes on- or offline (`rescan`). Every change is published to
+/// the event hub. Replies to the hottest query (GetTopology) are encoded once per change.
+public actor TopologyStore {
+    public private(set) var inventory: Inventory
+    public private(set) var allowed: AllowedSet
+    private var scanner: SysfsScanner
+    private let hub: EventHub
+    /// Narrows the saved original on purpose (`WorkerCPUs=`); nil keeps it whole.
+    private var workerCPUs: CPUSet?
+    private let savedOriginal: AllowedSet
+    private var topologyReplyCache: [UInt8]?
+    public private(set) var generation = 0
+
+    public init(scanner: SysfsScanner, savedOriginal: AllowedSet, workerCPUs: CPUSet?, hub: EventHub,
+                initial: Inventory? = nil) {
+        self.scanner = scanner
+        self.hub = hub
+        self.savedOriginal = savedOriginal
+        self.workerCPUs = workerCPUs
+        let inv = initial ?? scanner.scan()
+        inventory = inv
+        allowed = TopologyStore.narrow(savedOriginal, to: workerCPUs)
+    }
+
+    static func narrow(_ saved: AllowedSet, to workerCPUs: CPUSet?) -> AllowedSet {
+        guard let w = workerCPUs else { return saved }
+        let cpus = saved.cpus.intersection(w)
+        return AllowedSet(cpus: cpus.isEmpty ? saved.cpus : cpus, mems: saved.mems, source: saved.source + " ∩ WorkerCPUs")
+    }
+
+    public var savedOriginalSet: AllowedSet { savedOriginal }
+
+    /// Applies a new configuration: classification rules, overrides, WorkerCPUs; then rescans.
+    public func reconfigure(classifier: DeviceClassifier, nodeOverrides: [PCIAddress: NUMANodeID], workerCPUs: CPUSet?) {
+        scanner.classifier = classifier
+        scanner.nodeOverrides = nodeOverrides
+        self.workerCPUs = workerCPUs
+        allowed = TopologyStore.narrow(savedOriginal, to: workerCPUs)
+        rescan()
+    }
+
+    /// Re-reads everything and publishes the differences.
+    public func rescan() {
+        let next = scanner.scan()
+        let topologyChanged = next.topology != inventory.topology
+        let old = inventory
+        inventory = next
+        topologyReplyCache = nil
+        generation += 1
+        if topologyChanged { hub.publish(kind: "topologyChanged") }
+        publishDifferences(from: old.devices, to: next.devices)
+    }
+
+    /// Re-reads the given devices only (the udev path). A device that is gone, or no longer
+    /// managed, is removed; one that appeared is added.
+    public func refresh(_ addresses: Set<PCIAddress>) {
+        guard !addresses.isEmpty else { return }
+        let old = inventory.devices.filter { addresses.contains($0.address) }
+        var new: [Device] = []
+        for address in addresses.sorted() {
+            switch scanner.readDevice(address, topology: inventory.topology) {
+            case .managed(let d):
+                new.append(d)
+                inventory.update(address, with: d)
+            case .notManaged, .absent:
+                inventory.update(address, with: nil)
+            case .unreadable(let w):
+                // Keep what we had: a transient read failure must not drop a device.
+                if old.contains(where: { $0.address == address }) { continue }
+                inventory.warnings.append(w)
+            }
+        }
+        let changed = publishDifferences(from: old, to: new)
+        if changed { topologyReplyCache = nil; generation += 1 }
+    }
+
+    @discardableResult
+    private func publishDifferences(from old: [Device], to new: [Device]) -> Bool {
+        let before = Dictionary(old.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+        let after = Dictionary(new.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+        var changed = false
+        let t = inventory.topology
+        for address in Set(before.keys).union(after.keys).sorted() {
+            switch (before[address], after[address]) {
+            case (nil, let d?):
+                hub.publish(kind: "deviceAdded", address: address.description, device: Manager.Device(d, topology: t))
+                changed = true
+            case (let d?, nil):
+                hub.publish(kind: "deviceRemoved", address: address.description, device: Manager.Device(d, topology: t))
+                changed = true
+            case (let a?, let b?) where a != b:
+                hub.publish(kind: "deviceChanged", address: address.description, device: Manager.Device(b, topology: t))
+                changed = true
+            default:
+                break
+            }
+        }
+        return changed
+    }
+
+    /// The encoded GetTopology reply (with its NUL), cached until the next change.
+    public func topologyReply() throws -> [UInt8] {
+        if let cached = topologyReplyCache { return cached }
+        let bytes = try VarlinkReply.encode(Manager.GetTopologyReply(inventory, allowed: allowed))
+        topologyReplyCache = bytes
+        return bytes
+    }
+
+    public func device(_ address: PCIAddress) -> Device? { inventory.device(address) }
+}

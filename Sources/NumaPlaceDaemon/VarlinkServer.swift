@@ -1,0 +1,278 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NumaPlaceProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The caller, as the kernel vouches for it (SO_PEERCRED at connect time).
+public struct PeerCredentials: Hashable, Sendable {
+    public let pid: Int32
+    public let uid: UInt32
+    public let gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
+    public var isRoot: Bool { uid == 0 }
+}
+
+/// Where a method writes its replies. One per connection; replies go out in call order.
+public protocol ReplySink: Sendable {
+    /// Writes one encoded message (with its NUL). Returns false when the peer is gone or its
+    /// backlog is full (a streaming method should stop).
+    @discardableResult func send(_ bytes: [UInt8]) -> Bool
+    /// True while the peer is connected.
+    var isOpen: Bool { get }
+    /// Ends the connection (after a protocol violation or a stream overflow).
+    func close()
+}
+
+/// Handles one decoded call. The server calls it for each message of a connection in order.
+public protocol VarlinkDispatcher: Sendable {
+    func handle(_ call: VarlinkCall, peer: PeerCredentials, sink: ReplySink) async
+}
+
+/// Limits on what one client can make the server hold.
+public struct ServerLimits: Sendable {
+    public var maxMessageBytes = 1 << 20
+    public var maxConnections = 1024
+    /// Unanswered calls queued on one connection before it is closed.
+    public var maxQueuedCalls = 64
+    /// Replies written but not yet taken by a slow reader before streaming stops for it.
+    public var maxPendingReplies = 4096
+
+    public init() {}
+}
+
+/// Serves Varlink over a Unix stream socket with SwiftNIO: binds its own path or adopts a
+/// socket-activated descriptor, reads each peer's SO_PEERCRED, frames messages, and hands calls to
+/// the dispatcher one connection at a time (so replies stay in order) while connections run in parallel.
+public final class VarlinkServer: @unchecked Sendable {
+    public enum Listen: Sendable {
+        case path(String)
+        /// A listening descriptor handed over by systemd (LISTEN_FDS).
+        case descriptor(Int32)
+    }
+
+    private let group: EventLoopGroup
+    private let dispatcher: VarlinkDispatcher
+    private let limits: ServerLimits
+    private let logger: Logger
+    private var channel: Channel?
+    private let connections = ManagedAtomicCounter()
+
+    public init(group: EventLoopGroup, dispatcher: VarlinkDispatcher, limits: ServerLimits, logger: Logger) {
+        self.group = group
+        self.dispatcher = dispatcher
+        self.limits = limits
+        self.logger = logger
+    }
+
+    public var openConnections: Int { connections.value }
+
+    /// Binds (or adopts) the listening socket. For `.path`, a stale socket file from an earlier run is
+    /// replaced; a live one (another daemon answering) is an error, so two instances never share a path.
+    public func start(_ listen: Listen) async throws {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .childChannelInitializer { [dispatcher, limits, logger, connections] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = ConnectionHandler(dispatcher: dispatcher, limits: limits, logger: logger,
+                                                    connections: connections)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        switch listen {
+        case .path(let path):
+            if VarlinkServer.isLive(path) {
+                throw ServerError.socketInUse(path)
+            }
+            channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        case .descriptor(let fd):
+            channel = try await bootstrap.withBoundSocket(fd).get()
+        }
+    }
+
+    public enum ServerError: Error, CustomStringConvertible {
+        case socketInUse(String)
+        public var description: String {
+            switch self {
+            case .socketInUse(let p): return "\(p) is served by another running instance"
+            }
+        }
+    }
+
+    /// True when something accepts connections on `path` right now.
+    static func isLive(_ path: String) -> Bool {
+        (try? VarlinkClient(path: path)) != nil
+    }
+
+    /// Stops accepting; open connections finish on their own.
+    public func stop() async {
+        try? await channel?.close()
+    }
+}
+
+/// A lock-protected integer (Foundation's NSLock; atomics would add a dependency for one counter).
+final class ManagedAtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment(limit: Int) -> Bool {
+        lock.withLock {
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+    func decrement() { lock.withLock { count -= 1 } }
+}
+
+/// SO_PEERCRED's `struct ucred`, declared here because Glibc's module hides it (_GNU_SOURCE).
+struct UCred: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
+
+final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+
+    private let dispatcher: VarlinkDispatcher
+    private let limits: ServerLimits
+    private let logger: Logger
+    private let connections: ManagedAtomicCounter
+    private var framer: VarlinkFramer
+    private var calls: AsyncStream<VarlinkCall>.Continuation?
+    private var queued = 0
+    private var counted = false
+    private var task: Task<Void, Never>?
+
+    init(dispatcher: VarlinkDispatcher, limits: ServerLimits, logger: Logger, connections: ManagedAtomicCounter) {
+        self.dispatcher = dispatcher
+        self.limits = limits
+        self.logger = logger
+        self.connections = connections
+        self.framer = VarlinkFramer(maxMessageBytes: limits.maxMessageBytes)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard connections.increment(limit: limits.maxConnections) else {
+            logger.debug("connection refused: \(limits.maxConnections) connections open")
+            context.close(promise: nil)
+            return
+        }
+        counted = true
+        let channel = context.channel
+        let sink = ChannelSink(channel: channel, maxPending: limits.maxPendingReplies)
+        let (stream, continuation) = AsyncStream<VarlinkCall>.makeStream(bufferingPolicy: .unbounded)
+        calls = continuation
+        let credentials: EventLoopFuture<UCred>
+        if let provider = channel as? SocketOptionProvider {
+            credentials = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET),
+                                                         name: SocketOptionName(SO_PEERCRED))
+        } else {
+            credentials = channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+        }
+        let dispatcher = self.dispatcher
+        let loop = channel.eventLoop
+        task = Task { [weak self] in
+            // Without credentials no call is served: the security model depends on them.
+            guard let cred = try? await credentials.get() else {
+                channel.close(promise: nil)
+                return
+            }
+            let peer = PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid)
+            for await call in stream {
+                await dispatcher.handle(call, peer: peer, sink: sink)
+                loop.execute { self?.queued -= 1 }
+                if !sink.isOpen { break }
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        guard let bytes = buffer.readBytes(length: buffer.readableBytes) else { return }
+        let messages: [[UInt8]]
+        do {
+            messages = try framer.push(bytes)
+        } catch {
+            logger.debug("closing connection: \(error)")
+            context.close(promise: nil)
+            return
+        }
+        for message in messages {
+            do {
+                let call = try VarlinkCall(bytes: message)
+                queued += 1
+                if queued > limits.maxQueuedCalls {
+                    logger.debug("closing connection: more than \(limits.maxQueuedCalls) calls queued")
+                    context.close(promise: nil)
+                    return
+                }
+                calls?.yield(call)
+            } catch {
+                // Not a Varlink message at all: there is no call to answer, so the connection ends.
+                logger.debug("closing connection: \(error)")
+                context.close(promise: nil)
+                return
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        calls?.finish()
+        calls = nil
+        task?.cancel()
+        if counted {
+            connections.decrement()
+            counted = false
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// Writes replies to a NIO channel, counting those the peer has not taken yet.
+final class ChannelSink: ReplySink, @unchecked Sendable {
+    private let channel: Channel
+    private let maxPending: Int
+    private let lock = NSLock()
+    private var pending = 0
+
+    init(channel: Channel, maxPending: Int) {
+        self.channel = channel
+        self.maxPending = maxPending
+    }
+
+    var isOpen: Bool { channel.isActive }
+
+    func send(_ bytes: [UInt8]) -> Bool {
+        guard channel.isActive else { return false }
+        let admitted = lock.withLock { () -> Bool in
+            guard pending < maxPending else { return false }
+            pending += 1
+            return true
+        }
+        guard admitted else { return false }
+        let buffer = channel.allocator.buffer(bytes: bytes)
+        channel.writeAndFlush(buffer).whenComplete { [weak self] _ in
+            guard let self else { return }
+            self.lock.withLock { self.pending -= 1 }
+        }
+        return true
+    }
+
+    func close() { channel.close(promise: nil) }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import NumaPlaceProtocol
+
+/// The persisted worker table: an append-only log of JSON lines under the runtime directory
+/// (`/run/numaplaced/workers.log`), so that a restarted or SIGKILLed daemon re-adopts running workers.
+///
+/// Append-only because a spawn must not pay for rewriting the whole table: one `write(2)` per start
+/// or exit (the page cache survives a SIGKILL of the daemon; `/run` is tmpfs anyway). The log is
+/// compacted (rewritten with only live workers, then renamed over) when it grows well past them.
+public final class WorkerStateLog: @unchecked Sendable {
+    public struct Record: Codable, Sendable {
+        /// "start" or "exit".
+        public var op: String
+        public var id: String
+        /// The process start time in clock ticks since boot (`/proc/<pid>/stat` field 22); with the
+        /// pid it identifies the process across pid reuse.
+        public var startTicks: UInt64?
+        public var worker: Manager.Worker?
+    }
+
+    public let path: String
+    private var fd: Int32 = -1
+    private var lines = 0
+    private(set) public var lastError: String?
+
+    public init(directory: String) {
+        path = directory + "/workers.log"
+    }
+
+    /// Reads the log: the workers that were running when it was last written, and the highest id number.
+    public func load() -> (live: [Record], maxID: Int) {
+        guard let data = FileManager.default.contents(atPath: path) else { return ([], 0) }
+        var live: [String: Record] = [:]
+        var order: [String] = []
+        var maxID = 0
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            // A torn last line (the daemon died mid-write) or garbage is skipped, never fatal.
+            guard let r = try? JSONDecoder().decode(Record.self, from: Data(line)) else { continue }
+            if let n = Int(r.id.drop(while: { !$0.isNumber })) { maxID = max(maxID, n) }
+            if r.op == "start", r.worker != nil {
+                if live[r.id] == nil { order.append(r.id) }
+                live[r.id] = r
+            } else if r.op == "exit" {
+                live.removeValue(forKey: r.id)
+            }
+        }
+        return (order.compactMap { live[$0] }, maxID)
+    }
+
+    /// Appends one record. Failures (full disk, read-only directory) are remembered and reported,
+    /// never fatal: the daemon keeps serving, it only loses restart adoption for that worker.
+    @discardableResult
+    public func append(_ record: Record) -> Bool {
+        guard var bytes = try? JSONEncoder().encode(record) else { return false }
+        bytes.append(UInt8(ascii: "\n"))
+        if fd < 0 {
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            if fd < 0 {
+                lastError = "\(path): \(String(cString: strerror(errno)))"
+                return false
+            }
+        }
+        let ok = bytes.withUnsafeBytes { raw -> Bool in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                off += n
+            }
+            return true
+        }
+        if !ok {
+            lastError = "\(path): \(String(cString: strerror(errno)))"
+            // Drop a partial line's effect: the loader skips unparsable lines.
+            return false
+        }
+        lines += 1
+        return true
+    }
+
+    /// Rewrites the log with only `live` when it has grown past `threshold` lines beyond them.
+    public func compactIfNeeded(live: [Record], threshold: Int = 4096) {
+        guard lines > live.count + threshold else { return }
+        let tmp = path + ".tmp"
+        var out = Data()
+        for r in live {
+            guard let b = try? JSONEncoder().encode(r) else { continue }
+            out.append(b)
+            out.append(UInt8(ascii: "\n"))
+        }
+        guard FileManager.default.createFile(atPath: tmp, contents: out, attributes: [.posixPermissions: 0o600]) else {
+            lastError = "\(tmp): cannot write"
+            return
+        }
+        guard rename(tmp, path) == 0 else {
+            lastError = "\(path): \(String(cString: strerror(errno)))"
+            unlink(tmp)
+            return
+        }
+        if fd >= 0 { close(fd) }
+        fd = -1
+        lines = live.count
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+}

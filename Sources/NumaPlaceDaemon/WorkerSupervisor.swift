@@ -1,0 +1,473 @@
+import Dispatch
+import Foundation
+import Logging
+import NumaPlaceCore
+import NumaPlacePlatform
+import NumaPlaceProtocol
+
+/// Limits on what one client can ask of the supervisor.
+public struct WorkerLimits: Sendable {
+    public var maxArgvBytes = 256 * 1024
+    public var maxArguments = 4096
+    public var maxEnvironmentBytes = 256 * 1024
+    public var maxEnvironmentEntries = 4096
+    public var maxWorkersPerUser = 1024
+    /// Exited workers kept for GetWorker and Wait before the oldest are forgotten.
+    public var exitedHistory = 1024
+
+    public init() {}
+}
+
+/// Defaults a request falls back to (from `[Placement]` in the configuration).
+public struct SpawnDefaults: Sendable {
+    public var memory: MemoryPolicyMode = .preferred
+    public var admission: Admission = .strict
+    public init() {}
+}
+
+/// Starts, tracks and reaps workers; the one owner of the worker table.
+///
+/// Each worker is watched through its pidfd (readable when it exits); its exit status is collected
+/// with waitid(P_PIDFD), so no zombie is left behind. The table is persisted in `WorkerStateLog`;
+/// at start the supervisor re-adopts the workers a previous instance left running. Workers are
+/// never killed because the daemon stops.
+public actor WorkerSupervisor {
+    struct Entry {
+        var worker: Manager.Worker
+        var pidfd: PidFD?
+        var startTicks: UInt64?
+        var cores: [CPUSet]
+        var source: DispatchSourceRead?
+        var waiters: [CheckedContinuation<Manager.Worker, Never>] = []
+    }
+
+    private var entries: [String: Entry] = [:]
+    private var order: [String] = []
+    private var nextID = 1
+    private let store: TopologyStore
+    private let hub: EventHub
+    private let log: WorkerStateLog
+    private let spawner: Spawner
+    private let logger: Logger
+    public var limits: WorkerLimits
+    public var defaults: SpawnDefaults
+    /// Opens a journal stream for a worker's stdout/stderr (nil when journald is absent).
+    private let journalStream: @Sendable (_ identifier: String, _ priority: Int32) -> Int32?
+    private let procRoot: SysfsRoot
+    /// False when the model is a captured machine (`--sysfs-root`): its CPUs are not this host's.
+    private let spawnEnabled: Bool
+
+    public init(store: TopologyStore, hub: EventHub, stateLog: WorkerStateLog, spawner: Spawner, logger: Logger,
+                limits: WorkerLimits = WorkerLimits(), defaults: SpawnDefaults = SpawnDefaults(),
+                procRoot: SysfsRoot = SysfsRoot("/"), spawnEnabled: Bool = true,
+                journalStream: @escaping @Sendable (String, Int32) -> Int32? = { _, _ in nil }) {
+        self.store = store
+        self.hub = hub
+        self.log = stateLog
+        self.spawner = spawner
+        self.logger = logger
+        self.limits = limits
+        self.defaults = defaults
+        self.procRoot = procRoot
+        self.spawnEnabled = spawnEnabled
+        self.journalStream = journalStream
+    }
+
+    public func configure(limits: WorkerLimits, defaults: SpawnDefaults) {
+        self.limits = limits
+        self.defaults = defaults
+    }
+
+    /// CPUs held by running exclusive workers.
+    var reserved: CPUSet {
+        entries.values.filter { $0.worker.state == "running" }.flatMap(\.cores).reduce(CPUSet()) { $0.union($1) }
+    }
+
+    // MARK: Spawn
+
+    public func spawn(_ p: Manager.SpawnParameters, peer: PeerCredentials) async throws(VarlinkError) -> Manager.Worker {
+        guard spawnEnabled else {
+            throw Manager.placementImpossible("spawning is off: the model is a captured machine (--sysfs-root), not this host")
+        }
+        try validate(p)
+        let running = entries.values.filter { $0.worker.state == "running" && UInt32($0.worker.uid) == peer.uid }.count
+        if running >= limits.maxWorkersPerUser {
+            throw Manager.limitExceeded("MaxWorkersPerUser", maximum: limits.maxWorkersPerUser)
+        }
+        let credentials = try resolveCredentials(p.user, peer: peer)
+
+        let target = try parseTarget(p)
+        let memory = try p.memory.map { m throws(VarlinkError) -> MemoryPolicyMode in
+            guard let v = MemoryPolicyMode(rawValue: m) else {
+                throw Manager.invalidParameter("memory", "expected preferred, bind, interleave or none")
+            }
+            return v
+        } ?? (target == .anywhere ? .none : defaults.memory)
+        let admission = try p.admission.map { a throws(VarlinkError) -> Admission in
+            guard let v = Admission(rawValue: a) else {
+                throw Manager.invalidParameter("admission", "expected strict or best-effort")
+            }
+            return v
+        } ?? defaults.admission
+        let request = PlacementRequest(target: target, memory: memory, exclusiveCores: p.exclusiveCores ?? 0,
+                                       admission: admission)
+        let inventory = await store.inventory
+        let allowed = await store.allowed
+        let decision: PlacementDecision
+        do {
+            decision = try PlacementPolicy.decide(request, inventory: inventory, allowed: allowed, reserved: reserved)
+        } catch {
+            throw Manager.error(for: error)
+        }
+
+        let id = "w\(nextID)"
+        nextID += 1
+        let identifier = p.name ?? (p.argv.first.map { String($0.split(separator: "/").last ?? "worker") } ?? "worker")
+        var opened: [Int32] = []
+        defer { for fd in opened { close(fd) } }
+        func stdio(_ choice: String?, name: String, input: Bool, priority: Int32) throws(VarlinkError) -> StdioChoice {
+            switch choice ?? "null" {
+            case "null": return .null
+            case "inherit": return .inherit
+            case "journal":
+                guard !input else { throw Manager.invalidParameter(name, "stdin cannot read from the journal") }
+                guard let fd = journalStream(identifier, priority) else {
+                    throw Manager.invalidParameter(name, "journald is not available")
+                }
+                opened.append(fd)
+                return .fd(fd)
+            case let path where path.hasPrefix("/"):
+                return .file(path)
+            default:
+                throw Manager.invalidParameter(name, "expected null, inherit, journal or an absolute path")
+            }
+        }
+        let spawnRequest = SpawnRequest(
+            argv: p.argv, inheritEnvironment: false, environment: environment(p.environment, credentials: credentials),
+            workingDirectory: p.workingDirectory ?? "/",
+            stdin: try stdio(p.stdin, name: "stdin", input: true, priority: 6),
+            stdout: try stdio(p.stdout, name: "stdout", input: false, priority: 6),
+            stderr: try stdio(p.stderr, name: "stderr", input: false, priority: 3),
+            credentials: credentials, placement: decision, admission: admission,
+            parentDeathSignal: p.parentDeathSignal.map(Int32.init))
+
+        let process: SpawnedProcess
+        do {
+            process = try spawner.spawn(spawnRequest)
+        } catch {
+            logger.warning("spawn failed: \(error)", metadata: [
+                LogMetadataKey.messageID: "\(MessageID.spawnFailed)", LogMetadataKey.device: "\(decision.device?.description ?? "")",
+            ])
+            throw Manager.spawnFailed(step: error.step.rawValue, errno: error.errno.rawValue, message: error.description)
+        }
+        // The placement actually applied, read back from the worker; a worker that exited already
+        // has no memory map left, so its policy reads as unknown rather than failing the spawn.
+        let applied = try? PlacementReader(root: procRoot).read(pid: process.pid)
+        let worker = Manager.Worker(
+            id: id, pid: Int(process.pid), uid: Int(credentials?.uid ?? peer.uid),
+            gid: Int(credentials?.gid ?? peer.gid), argv: p.argv, device: decision.device?.description,
+            node: decision.node?.rawValue, state: "running", startedAt: EventHub.realtimeMicroseconds(),
+            requested: Manager.Placement(decision),
+            applied: applied.map { Manager.Placement(cpus: $0.cpus.cpulist, memoryPolicy: $0.memoryPolicy,
+                                                      memoryNodes: $0.memoryNodes.elements) }
+                ?? (try? SysfsParsers.statusField("Cpus_allowed_list", in: procRoot.read("proc/\(process.pid)/status")))
+                    .flatMap { try? CPUSet(cpulist: $0) }
+                    .map { Manager.Placement(cpus: $0.cpulist, memoryPolicy: "unknown", memoryNodes: []) },
+            degraded: decision.degraded + process.degradationNotes,
+            exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil)
+        let ticks = WorkerSupervisor.startTicks(pid: process.pid, root: procRoot)
+        track(Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores, source: nil))
+        log.append(WorkerStateLog.Record(op: "start", id: id, startTicks: ticks, worker: worker))
+        logger.info("worker \(id) started: pid \(process.pid) on CPUs \(worker.applied?.cpus ?? decision.cpus.cpulist)",
+                    metadata: [LogMetadataKey.messageID: "\(MessageID.workerSpawned)", LogMetadataKey.workerID: "\(id)",
+                               LogMetadataKey.workerPID: "\(process.pid)", LogMetadataKey.device: "\(worker.device ?? "")",
+                               LogMetadataKey.numaNode: "\(worker.node.map(String.init) ?? "")", LogMetadataKey.cpus: "\(decision.cpus.cpulist)"])
+        if !worker.degraded.isEmpty {
+            logger.notice("worker \(id) placement degraded: \(worker.degraded.joined(separator: "; "))",
+                          metadata: [LogMetadataKey.messageID: "\(MessageID.placementDegraded)", LogMetadataKey.workerID: "\(id)"])
+        }
+        hub.publish(kind: "workerStarted", address: worker.device, worker: worker)
+        return entries[id]?.worker ?? worker
+    }
+
+    private func validate(_ p: Manager.SpawnParameters) throws(VarlinkError) {
+        guard let first = p.argv.first, !first.isEmpty else {
+            throw Manager.invalidParameter("argv", "must name a program")
+        }
+        guard p.argv.count <= limits.maxArguments else { throw Manager.limitExceeded("MaxArguments", maximum: limits.maxArguments) }
+        let argvBytes = p.argv.reduce(0) { $0 + $1.utf8.count + 1 }
+        guard argvBytes <= limits.maxArgvBytes else { throw Manager.limitExceeded("MaxArgvBytes", maximum: limits.maxArgvBytes) }
+        guard !p.argv.contains(where: { $0.utf8.contains(0) }) else {
+            throw Manager.invalidParameter("argv", "arguments cannot contain NUL")
+        }
+        if let env = p.environment {
+            guard env.count <= limits.maxEnvironmentEntries else {
+                throw Manager.limitExceeded("MaxEnvironmentEntries", maximum: limits.maxEnvironmentEntries)
+            }
+            guard env.reduce(0, { $0 + $1.utf8.count + 1 }) <= limits.maxEnvironmentBytes else {
+                throw Manager.limitExceeded("MaxEnvironmentBytes", maximum: limits.maxEnvironmentBytes)
+            }
+            for e in env {
+                guard let eq = e.firstIndex(of: "="), eq != e.startIndex, !e.utf8.contains(0) else {
+                    throw Manager.invalidParameter("environment", "entries must be NAME=value without NUL")
+                }
+            }
+        }
+        if let cwd = p.workingDirectory, !cwd.hasPrefix("/") || cwd.utf8.contains(0) {
+            throw Manager.invalidParameter("workingDirectory", "must be an absolute path")
+        }
+        if let s = p.parentDeathSignal, !(1...64).contains(s) {
+            throw Manager.invalidParameter("parentDeathSignal", "must be a signal number from 1 to 64")
+        }
+        if let n = p.exclusiveCores, n < 0 || n > PlacementPolicy.maxExclusiveCores {
+            throw Manager.invalidParameter("exclusiveCores", "must be between 0 and \(PlacementPolicy.maxExclusiveCores)")
+        }
+        if let name = p.name, name.isEmpty || name.utf8.count > 64 || name.contains(where: { $0 == "\n" || $0 == "\0" }) {
+            throw Manager.invalidParameter("name", "must be 1 to 64 bytes on one line")
+        }
+    }
+
+    private func parseTarget(_ p: Manager.SpawnParameters) throws(VarlinkError) -> PlacementTarget {
+        let given = [p.device != nil, p.node != nil, p.cpus != nil].filter { $0 }.count
+        guard given <= 1 else { throw Manager.invalidParameter("device", "give at most one of device, node and cpus") }
+        if let d = p.device {
+            do { return .device(try PCIAddress(parsing: d)) } catch {
+                throw Manager.invalidParameter("device", error.description)
+            }
+        }
+        if let n = p.node {
+            guard let id = NUMANodeID(rawValue: n) else { throw Manager.noSuchNode(n) }
+            return .node(id)
+        }
+        if let c = p.cpus {
+            do { return .cpus(try CPUSet(cpulist: c)) } catch {
+                throw Manager.invalidParameter("cpus", error.description)
+            }
+        }
+        return .anywhere
+    }
+
+    /// The identity a worker runs with: the caller's, or (root callers only) the named user's.
+    /// A daemon that is not root cannot change identity, so it serves only its own user.
+    private func resolveCredentials(_ user: String?, peer: PeerCredentials) throws(VarlinkError) -> Credentials? {
+        let daemonIsRoot = geteuid() == 0
+        if let user {
+            guard peer.isRoot else { throw Manager.permissionDenied("only root may run a worker as another user") }
+            guard daemonIsRoot else { throw Manager.permissionDenied("the daemon does not run as root") }
+            guard let account = UserAccount.lookup(user) else { throw Manager.invalidParameter("user", "no such user \(user)") }
+            return Credentials(uid: account.uid, gid: account.gid, groups: account.groups)
+        }
+        guard daemonIsRoot else {
+            guard peer.uid == geteuid() else {
+                throw Manager.permissionDenied("this daemon runs as uid \(geteuid()) and serves only that user")
+            }
+            return nil
+        }
+        if peer.isRoot { return nil }
+        let groups = UserAccount.lookup(uid: peer.uid)?.groups ?? [peer.gid]
+        return Credentials(uid: peer.uid, gid: peer.gid, groups: groups)
+    }
+
+    private func environment(_ given: [String]?, credentials: Credentials?) -> [String: String] {
+        var env: [String: String] = [:]
+        for e in given ?? [] {
+            guard let eq = e.firstIndex(of: "=") else { continue }
+            env[String(e[..<eq])] = String(e[e.index(after: eq)...])
+        }
+        if env["PATH"] == nil { env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+        return env
+    }
+
+    // MARK: Tracking
+
+    private func track(_ entry: Entry) {
+        var entry = entry
+        let id = entry.worker.id
+        if let pidfd = entry.pidfd {
+            let source = DispatchSource.makeReadSource(fileDescriptor: pidfd.rawValue, queue: .global())
+            source.setEventHandler { [weak self] in
+                source.suspend()
+                guard let self else { return }
+                Task { await self.reap(id) }
+            }
+            source.resume()
+            entry.source = source
+        }
+        entries[id] = entry
+        order.append(id)
+    }
+
+    /// Collects the exit of a worker whose pidfd became readable.
+    private func reap(_ id: String) {
+        guard var entry = entries[id], entry.worker.state == "running" else { return }
+        var exit = Manager.ExitStatus(how: "unknown")
+        if let pidfd = entry.pidfd {
+            switch Result(catching: { () throws(Errno) in try pidfd.tryReap() }) {
+            case .success(.exited(let code)?): exit = Manager.ExitStatus(how: "exited", code: Int(code))
+            case .success(.killed(let sig, _)?): exit = Manager.ExitStatus(how: "killed", signal: Int(sig))
+            case .success(nil):
+                // Readable but not reapable yet would be a kernel oddity; look again shortly.
+                entry.source?.resume()
+                return
+            case .failure:
+                // ECHILD: an adopted worker is not our child; its status went to its new parent.
+                exit = Manager.ExitStatus(how: "unknown")
+            }
+        }
+        // The handler suspended the source; libdispatch traps when a suspended source is released,
+        // so cancel it and then resume it once, before the pidfd it watches is closed.
+        entry.source?.cancel()
+        entry.source?.resume()
+        entry.source = nil
+        entry.pidfd = nil
+        entry.worker.state = "exited"
+        entry.worker.exit = exit
+        let waiters = entry.waiters
+        entry.waiters = []
+        entries[id] = entry
+        for w in waiters { w.resume(returning: entry.worker) }
+        log.append(WorkerStateLog.Record(op: "exit", id: id, startTicks: nil, worker: nil))
+        log.compactIfNeeded(live: liveRecords())
+        logger.info("worker \(id) (pid \(entry.worker.pid)) \(exit.how)\(exit.code.map { " with code \($0)" } ?? "")\(exit.signal.map { " by signal \($0)" } ?? "")",
+                    metadata: [LogMetadataKey.messageID: "\(MessageID.workerExited)", LogMetadataKey.workerID: "\(id)",
+                               LogMetadataKey.workerPID: "\(entry.worker.pid)"])
+        hub.publish(kind: "workerExited", address: entry.worker.device, worker: entry.worker)
+        trimHistory()
+    }
+
+    private func liveRecords() -> [WorkerStateLog.Record] {
+        order.compactMap { entries[$0] }.filter { $0.worker.state == "running" }.map {
+            WorkerStateLog.Record(op: "start", id: $0.worker.id, startTicks: $0.startTicks, worker: $0.worker)
+        }
+    }
+
+    private func trimHistory() {
+        let exited = order.filter { entries[$0]?.worker.state == "exited" }
+        guard exited.count > limits.exitedHistory else { return }
+        let drop = Set(exited.prefix(exited.count - limits.exitedHistory))
+        for id in drop { entries.removeValue(forKey: id) }
+        order.removeAll { drop.contains($0) }
+    }
+
+    /// Re-adopts the workers a previous instance recorded as running: those whose pid still names
+    /// the same process (same start time) are watched again; the rest are reported as exited.
+    public func adopt() -> (adopted: Int, gone: Int) {
+        let (records, maxID) = log.load()
+        nextID = max(nextID, maxID + 1)
+        var adopted = 0, gone = 0
+        for r in records {
+            guard var worker = r.worker, entries[r.id] == nil else { continue }
+            worker.adopted = true
+            let pid = pid_t(worker.pid)
+            let ticks = WorkerSupervisor.startTicks(pid: pid, root: procRoot)
+            if ticks != nil, ticks == r.startTicks, let pidfd = try? PidFD.open(pid: pid) {
+                let cores = worker.exclusiveCores.compactMap { try? CPUSet(cpulist: $0) }
+                track(Entry(worker: worker, pidfd: pidfd, startTicks: ticks, cores: cores, source: nil))
+                adopted += 1
+                logger.info("worker \(r.id) (pid \(pid)) re-adopted",
+                            metadata: [LogMetadataKey.messageID: "\(MessageID.workerAdopted)", LogMetadataKey.workerID: "\(r.id)",
+                                       LogMetadataKey.workerPID: "\(pid)"])
+            } else {
+                worker.state = "exited"
+                worker.exit = Manager.ExitStatus(how: "unknown")
+                track(Entry(worker: worker, pidfd: nil, startTicks: r.startTicks, cores: [], source: nil))
+                log.append(WorkerStateLog.Record(op: "exit", id: r.id, startTicks: nil, worker: nil))
+                gone += 1
+            }
+        }
+        // Start the next instance from a compact log.
+        log.compactIfNeeded(live: liveRecords(), threshold: 0)
+        return (adopted, gone)
+    }
+
+    /// Field 22 of `/proc/<pid>/stat`, the start time in clock ticks since boot.
+    static func startTicks(pid: pid_t, root: SysfsRoot) -> UInt64? {
+        guard let text = try? root.read("proc/\(pid)/stat", limit: 4096),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+
+    // MARK: Queries
+
+    private func visible(_ e: Entry, to peer: PeerCredentials) -> Bool {
+        peer.isRoot || UInt32(e.worker.uid) == peer.uid
+    }
+
+    public func list(for peer: PeerCredentials) -> [Manager.Worker] {
+        order.compactMap { entries[$0] }.filter { visible($0, to: peer) }.map(\.worker)
+    }
+
+    public func counts(for peer: PeerCredentials) -> (total: Int, running: Int) {
+        let mine = entries.values.filter { visible($0, to: peer) }
+        return (mine.count, mine.filter { $0.worker.state == "running" }.count)
+    }
+
+    public var runningCount: Int { entries.values.filter { $0.worker.state == "running" }.count }
+
+    private func entry(_ id: String, for peer: PeerCredentials) throws(VarlinkError) -> Entry {
+        // A worker someone else owns is reported as absent, not as forbidden: ids are not secrets
+        // worth confirming to other users.
+        guard let e = entries[id], visible(e, to: peer) else { throw Manager.noSuchWorker(id) }
+        return e
+    }
+
+    public func get(_ id: String, for peer: PeerCredentials) throws(VarlinkError) -> Manager.Worker {
+        try entry(id, for: peer).worker
+    }
+
+    public func signal(_ id: String, signal: Int, for peer: PeerCredentials) throws(VarlinkError) {
+        guard (1...64).contains(signal) else { throw Manager.invalidParameter("signal", "must be from 1 to 64") }
+        let e = try entry(id, for: peer)
+        guard e.worker.state == "running", let pidfd = e.pidfd else {
+            throw Manager.invalidParameter("id", "worker \(id) has exited")
+        }
+        do { try pidfd.send(signal: Int32(signal)) } catch {
+            throw Manager.invalidParameter("id", "cannot signal worker \(id): \(error)")
+        }
+    }
+
+    public func wait(_ id: String, for peer: PeerCredentials) async throws(VarlinkError) -> Manager.Worker {
+        let e = try entry(id, for: peer)
+        if e.worker.state == "exited" { return e.worker }
+        return await withCheckedContinuation { c in
+            entries[id]?.waiters.append(c)
+        }
+    }
+}
+
+/// A user account from the passwd and group databases (getpwnam_r, getpwuid_r, getgrouplist).
+struct UserAccount {
+    let name: String
+    let uid: uid_t
+    let gid: gid_t
+    let groups: [gid_t]
+
+    static func lookup(_ nameOrID: String) -> UserAccount? {
+        if let uid = UInt32(nameOrID) { return lookup(uid: uid) }
+        return fetch { pw, buf, result in getpwnam_r(nameOrID, pw, buf, 16384, result) }
+    }
+
+    static func lookup(uid: uid_t) -> UserAccount? {
+        fetch { pw, buf, result in getpwuid_r(uid, pw, buf, 16384, result) }
+    }
+
+    private static func fetch(_ call: (UnsafeMutablePointer<passwd>, UnsafeMutablePointer<CChar>,
+                                       UnsafeMutablePointer<UnsafeMutablePointer<passwd>?>) -> Int32) -> UserAccount? {
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>? = nil
+        let buf = UnsafeMutablePointer<CChar>.allocate(capacity: 16384)
+        defer { buf.deallocate() }
+        guard call(&pw, buf, &result) == 0, result != nil, let namePtr = pw.pw_name else { return nil }
+        let name = String(cString: namePtr)
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(namePtr, pw.pw_gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            if getgrouplist(namePtr, pw.pw_gid, &groups, &count) < 0 { count = 0 }
+        }
+        return UserAccount(name: name, uid: pw.pw_uid, gid: pw.pw_gid, groups: Array(groups.prefix(Int(max(count, 0)))))
+    }
+}

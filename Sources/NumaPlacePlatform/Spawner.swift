@@ -1,0 +1,434 @@
+import CNumaPlaceShim
+import Glibc
+import NumaPlaceCore
+
+/// A started worker: its pid, the pidfd this object owns, and what the child had to weaken.
+public struct SpawnedProcess: Sendable {
+    public let pid: pid_t
+    public let pidfd: PidFD
+    /// The CPUs the child was asked to run on (the placement's CPUs ∩ the saved original),
+    /// or the saved original when there was no CPU target or it could not be applied.
+    public let cpus: CPUSet
+    /// The memory policy in force when the child called execve, after any degradation.
+    public let memory: MemoryPlacement
+    /// What best-effort admission weakened, in the parent or in the child. The placement policy's
+    /// own notes stay in `PlacementDecision.degraded`.
+    public let degradations: [SpawnDegradation]
+
+    public var degradationNotes: [String] { degradations.map(\.description) }
+}
+
+/// Starts workers on their placement, whatever affinity and memory policy the daemon inherited.
+///
+/// Everything is prepared in the parent (argv, envp, PATH lookup, CPU and node masks, stdio,
+/// credentials); then `np_spawn` clones a vfork-style child that runs DESIGN.md's spawn sequence
+/// with raw system calls and reports each failure on a close-on-exec pipe as (step, errno).
+/// `spawn` returns once the child has called execve (or failed): a thrown `SpawnError` means no
+/// worker exists and the failed child has been reaped.
+///
+/// Thread-safe: a `Spawner` holds no mutable state, and every descriptor it makes is O_CLOEXEC, so
+/// concurrent spawns on other threads do not inherit one another's pipes. The calling thread is
+/// suspended while the child runs (clone(2), CLONE_VFORK), typically well under a millisecond.
+/// Requires Linux 5.3 (pidfd_open) and, for `.closeFDs` without a fallback loop, 5.9 (close_range).
+public struct Spawner: Sendable {
+    /// DESIGN.md's saved original: the CPUs the daemon's cgroup allowed at start, narrowed by
+    /// `WorkerCPUs=`. Every worker starts from it; a CPU target is intersected with it.
+    public let savedOriginal: AllowedSet
+
+    public init(savedOriginal: AllowedSet) {
+        self.savedOriginal = savedOriginal
+    }
+
+    /// The variables the spawner owns in every worker's environment.
+    public static let environmentKeys = ["NUMAPLACE_DEVICE", "NUMAPLACE_NODE", "NUMAPLACE_CPUS"]
+    /// The PATH used when neither the worker's nor the daemon's environment has one.
+    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    public func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess {
+        let strict = request.admission == .strict
+        var degradations: [SpawnDegradation] = []
+
+        // argv, envp and the executable.
+        guard let name = request.argv.first, !name.isEmpty else {
+            throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "argv: empty")
+        }
+        let environment = try buildEnvironment(request)
+        let path = try Spawner.resolve(name, path: environment.path)
+        let argvC = try CStringArray(request.argv, what: "argv")
+        let envpC = try CStringArray(environment.entries, what: "environment")
+        let pathC = try CStringArray([path], what: "argv[0]")
+        let cwdC = try request.workingDirectory.map { dir throws(SpawnError) in try CStringArray([dir], what: "working directory") }
+
+        // CPUs: the target is the placement's CPUs within the saved original (DESIGN.md step 4).
+        var targetCPUs = CPUSet()
+        if !request.placement.cpus.isEmpty {
+            targetCPUs = request.placement.cpus.intersection(savedOriginal.cpus)
+            if targetCPUs.isEmpty {
+                let operation = "sched_setaffinity(CPUs \(request.placement.cpus))"
+                if strict { throw SpawnError(step: .setAffinity, errno: .invalidArgument, operation: operation) }
+                degradations.append(SpawnDegradation(
+                    step: .setAffinity, errno: .invalidArgument, operation: operation,
+                    fallback: "none of them is in the saved original CPUs \(savedOriginal.cpus); the worker runs on those"))
+            } else if targetCPUs != request.placement.cpus {
+                degradations.append(SpawnDegradation(
+                    step: .setAffinity, errno: .invalidArgument, operation: "sched_setaffinity(CPUs \(request.placement.cpus))",
+                    fallback: "CPUs \(request.placement.cpus.subtracting(savedOriginal.cpus)) are outside the saved original; narrowed to \(targetCPUs)"))
+            }
+        }
+        let savedMask = Spawner.kernelMask(savedOriginal.cpus)
+        let targetMask = Spawner.kernelMask(targetCPUs)
+
+        // Memory: the node mask as set_mempolicy(2) takes it, and the preferred fallback.
+        let memory = request.placement.memory
+        let nodeSet = CPUSet(memory.nodes.map(\.rawValue))
+        let nodeMask = Spawner.kernelMask(nodeSet, minimumBits: 64)
+        let preferredMask = Spawner.kernelMask(CPUSet(memory.nodes.prefix(1).map(\.rawValue)), minimumBits: nodeMask.count * 64)
+        let maxnode = UInt(nodeMask.count * UInt.bitWidth + 1)
+
+        // Credentials: only what differs from the daemon's own, so an unprivileged daemon can still
+        // spawn as itself.
+        var setGroups = false, setGID = false, setUID = false
+        var groups: [UInt32] = []
+        if let creds = request.credentials {
+            setUID = !(getuid() == creds.uid && geteuid() == creds.uid)
+            setGID = !(getgid() == creds.gid && getegid() == creds.gid)
+            groups = creds.groups.map { UInt32($0) }
+            setGroups = Set(groups) != Set(Spawner.currentGroups())
+        }
+
+        // Descriptors: the report pipe, /dev/null when asked for. All O_CLOEXEC.
+        var reportFDs: [Int32] = [-1, -1]
+        do {
+            _ = try Syscall.retrying { np_pipe2(&reportFDs, O_CLOEXEC | O_NONBLOCK) }
+        } catch {
+            throw SpawnError(step: .prepare, errno: error, operation: "pipe2")
+        }
+        defer {
+            Syscall.close(reportFDs[0])
+            Syscall.close(reportFDs[1])
+        }
+        var devNull: Int32 = -1
+        defer { Syscall.close(devNull) }
+        if [request.stdin, request.stdout, request.stderr].contains(.null) {
+            do {
+                devNull = try Syscall.retrying { open("/dev/null", O_RDWR | O_CLOEXEC) }
+            } catch {
+                throw SpawnError(step: .stdio, errno: error, operation: "open /dev/null")
+            }
+        }
+        let stdioPaths = try [request.stdin, request.stdout, request.stderr].map { choice throws(SpawnError) -> CStringArray? in
+            if case .file(let p) = choice { return try CStringArray([p], what: "stdio path") }
+            return nil
+        }
+
+        // The configuration the child reads; every pointer in it stays valid until np_spawn returns.
+        var pid: pid_t = 0
+        var pidfd: Int32 = -1
+        let spawnResult: Int32 = savedMask.withUnsafeBufferPointer { saved in
+            targetMask.withUnsafeBufferPointer { target in
+                nodeMask.withUnsafeBufferPointer { nodes in
+                    preferredMask.withUnsafeBufferPointer { preferred in
+                        groups.withUnsafeBufferPointer { groupList in
+                            var config = np_spawn_config()
+                            config.path = pathC.pointers[0].map { UnsafePointer($0) }
+                            config.argv = UnsafePointer(argvC.pointers.baseAddress)
+                            config.envp = UnsafePointer(envpC.pointers.baseAddress)
+                            config.cwd = cwdC?.pointers[0].map { UnsafePointer($0) }
+                            let choices = [request.stdin, request.stdout, request.stderr]
+                            var stdio = (np_stdio(), np_stdio(), np_stdio())
+                            for i in 0..<3 {
+                                var s = np_stdio()
+                                switch choices[i] {
+                                case .inherit: s.kind = Int32(NP_STDIO_INHERIT.rawValue)
+                                case .null:
+                                    s.kind = Int32(NP_STDIO_FD.rawValue)
+                                    s.fd = devNull
+                                case .fd(let fd):
+                                    s.kind = Int32(NP_STDIO_FD.rawValue)
+                                    s.fd = fd
+                                case .file:
+                                    s.kind = Int32(NP_STDIO_PATH.rawValue)
+                                    s.flags = i == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND)
+                                    s.path = stdioPaths[i]?.pointers[0].map { UnsafePointer($0) }
+                                }
+                                switch i {
+                                case 0: stdio.0 = s
+                                case 1: stdio.1 = s
+                                default: stdio.2 = s
+                                }
+                            }
+                            config.stdio = stdio
+                            config.report_fd = reportFDs[1]
+                            config.strict = strict ? 1 : 0
+                            config.pdeathsig = request.parentDeathSignal ?? 0
+                            if !savedOriginal.cpus.isEmpty {
+                                config.saved_mask = saved.baseAddress
+                                config.saved_mask_bytes = saved.count * MemoryLayout<UInt>.size
+                            }
+                            if !targetCPUs.isEmpty {
+                                config.target_mask = target.baseAddress
+                                config.target_mask_bytes = target.count * MemoryLayout<UInt>.size
+                            }
+                            if memory.mode != .none && !memory.nodes.isEmpty {
+                                config.mpol_mode = Spawner.kernelMode(memory.mode)
+                                config.nodemask = nodes.baseAddress
+                                config.maxnode = maxnode
+                                config.preferred_nodemask = preferred.baseAddress
+                            }
+                            config.set_groups = setGroups ? 1 : 0
+                            config.set_gid = setGID ? 1 : 0
+                            config.set_uid = setUID ? 1 : 0
+                            config.gid = UInt32(request.credentials?.gid ?? 0)
+                            config.uid = UInt32(request.credentials?.uid ?? 0)
+                            config.ngroups = groupList.count
+                            config.groups = groupList.baseAddress
+                            return withExtendedLifetime((argvC, envpC, pathC, cwdC, stdioPaths)) {
+                                np_spawn(&config, &pid, &pidfd) == 0 ? 0 : errno
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if spawnResult != 0 {
+            throw SpawnError(step: .clone, errno: Errno(spawnResult), operation: "clone")
+        }
+        // Our end of the write side must go before reading, or EOF could never come.
+        Syscall.close(reportFDs[1])
+        reportFDs[1] = -1
+        let handle: PidFD
+        if pidfd >= 0 {
+            handle = PidFD(taking: pidfd, pid: pid)
+        } else {
+            // np_spawn could open no pidfd (Linux < 5.3): do not leave an untracked process behind.
+            _ = kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = try? Syscall.retrying { waitpid(pid, &status, 0) }
+            throw SpawnError(step: .clone, errno: .notImplemented, operation: "pidfd_open(\(pid))")
+        }
+
+        // The child is past execve or dead (CLONE_VFORK), so every record it wrote is in the pipe.
+        let records = Spawner.readReports(reportFDs[0])
+        var appliedMemory = memory
+        var appliedCPUs = targetCPUs.isEmpty ? savedOriginal.cpus : targetCPUs
+        for record in records {
+            let step = SpawnStep(child: record.step) ?? .exec
+            let err = Errno(record.err)
+            let operation = describe(step, record: record, request: request, path: path, target: targetCPUs,
+                                     setGroups: groups)
+            if record.fatal != 0 {
+                // The child has exited 127 (or is about to): reap it so no zombie stays behind.
+                _ = try? handle.waitForExit()
+                throw SpawnError(step: step, errno: err, operation: operation)
+            }
+            var fallback = ""
+            switch step {
+            case .restoreAffinity:
+                fallback = "the worker keeps the daemon's affinity until its CPU target is set"
+            case .resetMempolicy:
+                fallback = "the daemon's memory policy may remain"
+            case .setAffinity:
+                appliedCPUs = savedOriginal.cpus
+                fallback = "the worker stays on the saved original CPUs \(savedOriginal.cpus)"
+            case .setMempolicy:
+                if record.mode != Int32(NP_MPOL_PREFERRED) && memory.nodes.count > 0 {
+                    appliedMemory = MemoryPlacement(mode: .preferred, nodes: Array(memory.nodes.prefix(1)))
+                    fallback = "degraded to preferred, node \(memory.nodes[0])"
+                } else {
+                    appliedMemory = .none
+                    fallback = "left at the default policy"
+                }
+            default:
+                fallback = "continued"
+            }
+            degradations.append(SpawnDegradation(step: step, errno: err, operation: operation, fallback: fallback))
+        }
+        return SpawnedProcess(pid: pid, pidfd: handle, cpus: appliedCPUs, memory: appliedMemory,
+                              degradations: degradations)
+    }
+
+    // MARK: Preparation
+
+    private struct Environment {
+        var entries: [String]
+        var path: String?
+    }
+
+    private func buildEnvironment(_ request: SpawnRequest) throws(SpawnError) -> Environment {
+        var order: [String] = []
+        var values: [String: String] = [:]
+        func set(_ key: String, _ entry: String) {
+            if values.updateValue(entry, forKey: key) == nil { order.append(key) }
+        }
+        if request.inheritEnvironment, var p = np_environ() {
+            while let entry = p.pointee {
+                let text = String(cString: entry)
+                let key = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? text
+                set(key, text)
+                p += 1
+            }
+        }
+        for (key, value) in request.environment.sorted(by: { $0.key < $1.key }) {
+            guard !key.isEmpty, !key.contains("="), !key.contains("\0"), !value.contains("\0") else {
+                throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "environment variable \"\(key.prefix(64))\"")
+            }
+            set(key, "\(key)=\(value)")
+        }
+        // The spawner's variables describe this placement only; a stale inherited one must not survive.
+        for key in Spawner.environmentKeys where values.removeValue(forKey: key) != nil {
+            order.removeAll { $0 == key }
+        }
+        let placement = request.placement
+        if let device = placement.device { set("NUMAPLACE_DEVICE", "NUMAPLACE_DEVICE=\(device)") }
+        if let node = placement.node { set("NUMAPLACE_NODE", "NUMAPLACE_NODE=\(node)") }
+        let cpus = placement.cpus.isEmpty ? savedOriginal.cpus : placement.cpus.intersection(savedOriginal.cpus)
+        set("NUMAPLACE_CPUS", "NUMAPLACE_CPUS=\(cpus.isEmpty ? savedOriginal.cpus : cpus)")
+
+        var path: String? = nil
+        if let entry = values["PATH"] { path = String(entry.dropFirst(5)) }
+        return Environment(entries: order.compactMap { values[$0] }, path: path)
+    }
+
+    /// execvp(3)'s lookup, done in the parent: a name with a slash is used as is; otherwise the first
+    /// regular, executable file named so in `path` (the worker's PATH), the daemon's PATH, or
+    /// `defaultPath`. Only existence and mode bits are checked here; execve has the last word.
+    static func resolve(_ name: String, path: String?) throws(SpawnError) -> String {
+        if name.contains("/") { return name }
+        let search = path ?? getenv("PATH").map { String(cString: $0) } ?? defaultPath
+        var sawDenied = false
+        for dir in search.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
+            var st = stat()
+            guard stat(candidate, &st) == 0 else { continue }
+            guard st.st_mode & S_IFMT == S_IFREG else { continue }
+            if access(candidate, X_OK) == 0 { return candidate }
+            sawDenied = true
+        }
+        throw SpawnError(step: .exec, errno: sawDenied ? .permissionDenied : .noSuchFileOrDirectory,
+                         operation: "exec \(name) (searched PATH \(search))")
+    }
+
+    /// A CPU or node set as the kernel's array of unsigned longs, at least `minimumBits` long.
+    static func kernelMask(_ set: CPUSet, minimumBits: Int = 64) -> [UInt] {
+        var words = set.words.map { UInt(truncatingIfNeeded: $0) }
+        let minimumWords = (minimumBits + UInt.bitWidth - 1) / UInt.bitWidth
+        if words.count < minimumWords { words += repeatElement(0, count: minimumWords - words.count) }
+        return words
+    }
+
+    static func kernelMode(_ mode: MemoryPolicyMode) -> Int32 {
+        switch mode {
+        case .preferred: return Int32(NP_MPOL_PREFERRED)
+        case .bind: return Int32(NP_MPOL_BIND)
+        case .interleave: return Int32(NP_MPOL_INTERLEAVE)
+        case .none: return Int32(NP_MPOL_DEFAULT)
+        }
+    }
+
+    static func modeName(_ kernelMode: Int32) -> String {
+        switch kernelMode {
+        case Int32(NP_MPOL_PREFERRED): return "preferred"
+        case Int32(NP_MPOL_BIND): return "bind"
+        case Int32(NP_MPOL_INTERLEAVE): return "interleave"
+        case Int32(NP_MPOL_DEFAULT): return "default"
+        default: return "mode \(kernelMode)"
+        }
+    }
+
+    static func currentGroups() -> [UInt32] {
+        let n = getgroups(0, nil)
+        guard n > 0 else { return [] }
+        var list = [gid_t](repeating: 0, count: Int(n))
+        let got = getgroups(n, &list)
+        return got < 0 ? [] : list.prefix(Int(got)).map { UInt32($0) }
+    }
+
+    // MARK: Reports
+
+    /// Reads every record in the (non-blocking) report pipe: up to EOF, or EAGAIN when a child that
+    /// another thread is spawning still holds a copy of the write end until its own execve.
+    static func readReports(_ fd: Int32) -> [np_report] {
+        var records: [np_report] = []
+        var record = np_report()
+        let size = MemoryLayout<np_report>.size
+        while records.count < 16 {
+            let n: Int
+            do {
+                n = try Syscall.retrying { read(fd, &record, size) }
+            } catch {
+                break
+            }
+            // Records are written whole (far below PIPE_BUF), so a short read means no more records.
+            guard n == size else { break }
+            records.append(record)
+        }
+        return records
+    }
+
+    private func describe(_ step: SpawnStep, record: np_report, request: SpawnRequest, path: String,
+                          target: CPUSet, setGroups groups: [UInt32]) -> String {
+        switch step {
+        case .signals: return record.mode > 0 ? "reset the disposition of signal \(record.mode)" : "reset the signal mask"
+        case .setsid: return "setsid"
+        case .pdeathsig: return "prctl(PR_SET_PDEATHSIG, \(request.parentDeathSignal ?? 0))"
+        case .restoreAffinity: return "sched_setaffinity(saved original CPUs \(savedOriginal.cpus))"
+        case .resetMempolicy: return "set_mempolicy(default)"
+        case .setAffinity: return "sched_setaffinity(CPUs \(target))"
+        case .setMempolicy:
+            let nodes = record.mode == Int32(NP_MPOL_PREFERRED)
+                ? Array(request.placement.memory.nodes.prefix(1)) : request.placement.memory.nodes
+            let list = CPUSet(nodes.map(\.rawValue))
+            return "set_mempolicy(\(Spawner.modeName(record.mode)), \(nodes.count == 1 ? "node" : "nodes") \(list))"
+        case .setgroups: return "setgroups(\(groups.map(String.init).joined(separator: ",")))"
+        case .setgid: return "setgid(\(request.credentials?.gid ?? 0))"
+        case .setuid: return "setuid(\(request.credentials?.uid ?? 0))"
+        case .chdir: return "chdir \(request.workingDirectory ?? "")"
+        case .stdio:
+            let names = ["stdin", "stdout", "stderr"]
+            guard record.mode >= 0 && record.mode < 3 else { return "move the report pipe above stdio" }
+            let choice = [request.stdin, request.stdout, request.stderr][Int(record.mode)]
+            if case .file(let p) = choice { return "open \(names[Int(record.mode)]) \(p)" }
+            return "dup2 onto \(names[Int(record.mode)])"
+        case .closeFDs: return "close_range(3, ~0)"
+        case .exec: return "exec \(path)"
+        case .clone: return "clone"
+        case .prepare: return "prepare"
+        }
+    }
+}
+
+/// NUL-terminated C strings and a NULL-terminated array of pointers to them, as execve takes argv
+/// and envp, in one allocation each; freed with the object.
+final class CStringArray {
+    let storage: UnsafeMutableBufferPointer<CChar>
+    let pointers: UnsafeMutableBufferPointer<UnsafeMutablePointer<CChar>?>
+
+    init(_ strings: [String], what: String) throws(SpawnError) {
+        var total = 0
+        for s in strings {
+            if s.utf8.contains(0) {
+                throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "\(what): a NUL byte in \"\(s.prefix(64))\"")
+            }
+            total += s.utf8.count + 1
+        }
+        storage = .allocate(capacity: max(total, 1))
+        pointers = .allocate(capacity: strings.count + 1)
+        var offset = 0
+        for (i, s) in strings.enumerated() {
+            let start = storage.baseAddress! + offset
+            for byte in s.utf8 {
+                storage[offset] = CChar(bitPattern: byte)
+                offset += 1
+            }
+            storage[offset] = 0
+            offset += 1
+            pointers[i] = start
+        }
+        pointers[strings.count] = nil
+    }
+
+    deinit {
+        storage.deallocate()
+        pointers.deallocate()
+    }
+}
