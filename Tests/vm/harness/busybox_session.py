@@ -104,7 +104,7 @@ class BusyboxSession:
         # wait for the socket, or for the daemon to exit (the log says why)
         a.run('sleep 0.5')
         try:
-            wait_guest(a, '[ -S %s ] || ! pgrep -x numaplaced >/dev/null' % SOCKET, 60, 'daemon socket')
+            wait_guest(a, '[ -S %s ] || ! pidof numaplaced >/dev/null' % SOCKET, 60, 'daemon socket')
         except CheckFailed:
             raise CheckFailed('no socket after 60 s; daemon log: %s' % a.run('tail -c 1500 /tmp/numaplaced.log')[1])
         if a.run('[ -S %s ]' % SOCKET)[0] != 0:
