@@ -148,8 +148,11 @@ class BusyboxSession:
         listed = self.ctl.call('devices').get('devices', [])
         problems = compare_devices(s.expected_devices(), listed)
         expect(not problems, 'ListDevices: ' + '; '.join(problems))
-        by_node = self.ctl.call('devices --node 1').get('devices', [])
-        expect([d.get('address') for d in by_node] == [GPU], 'devices --node 1: %s' % [d.get('address') for d in by_node])
+        # --node N: devices on node N and devices whose workers use node N (the node-2 device's CPUs are node 1's)
+        by_node = sorted(d.get('address') for d in self.ctl.call('devices --node 1').get('devices', []))
+        expect(by_node == [GPU, CPULESS], 'devices --node 1: %s, expected %s' % (by_node, [GPU, CPULESS]))
+        by_kind = sorted(d.get('address') for d in self.ctl.call('devices --kind gpu').get('devices', []))
+        expect(by_kind == [GPU], 'devices --kind gpu: %s, expected %s' % (by_kind, [GPU]))
         return '%d nodes, %d devices equal to sysfs' % (len(nodes), len(listed))
 
     def spawn_probe(self, target, memory, tag, extra='', wait=True, probe_args=''):
