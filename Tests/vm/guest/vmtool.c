@@ -6,6 +6,10 @@
  *                         Prints "READY <realtime_us>" first, once the socket is bound.
  *   vmtool stamp          copy stdin to stdout line by line, each line prefixed with "<realtime_us> ".
  *   vmtool now            print CLOCK_REALTIME in microseconds.
+ *   vmtool varlink SOCKET JSON
+ *                         send one Varlink message (JSON + NUL) to the unix socket SOCKET and print each reply
+ *                         on its own line, until a reply without "continues": true (or EOF). Talks to the
+ *                         daemon without numaplacectl, to tell a client bug from a daemon bug.
  *
  * Timestamps are CLOCK_REALTIME microseconds so they compare directly with the daemon's event timestamps
  * (microseconds since the epoch, see io.numaplaced.Manager.varlink) taken on the same guest clock.
@@ -16,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,13 +71,56 @@ static int stamp(void) {
     return 0;
 }
 
+static int varlink(const char *path, const char *json) {
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) return 2;
+    strcpy(a.sun_path, path);
+    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+        perror("vmtool: connect");
+        return 1;
+    }
+    size_t n = strlen(json) + 1;   /* the NUL terminates the message */
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(s, json + off, n - off);
+        if (w <= 0) { perror("vmtool: write"); return 1; }
+        off += (size_t)w;
+    }
+    static char msg[1 << 22];
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(s, msg + len, sizeof msg - 1 - len);
+        if (r <= 0) return len ? 1 : 0;
+        len += (size_t)r;
+        char *nul;
+        while ((nul = memchr(msg, 0, len)) != NULL) {
+            size_t m = (size_t)(nul - msg);
+            fwrite(msg, 1, m, stdout);
+            putchar('\n');
+            fflush(stdout);
+            int more = 0;
+            char *c = memmem(msg, m, "\"continues\"", 11);
+            if (c) {
+                c += 11;
+                while (c < msg + m && (*c == ' ' || *c == ':')) c++;
+                more = c < msg + m && *c == 't';
+            }
+            memmove(msg, nul + 1, len - m - 1);
+            len -= m + 1;
+            if (!more) return 0;
+        }
+        if (len == sizeof msg - 1) return 1;
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "varlink")) return varlink(argv[2], argv[3]);
     if (argc >= 2 && !strcmp(argv[1], "uevents")) return uevents();
     if (argc >= 2 && !strcmp(argv[1], "stamp")) return stamp();
     if (argc >= 2 && !strcmp(argv[1], "now")) {
         printf("%lld\n", now_us());
         return 0;
     }
-    fprintf(stderr, "usage: vmtool uevents|stamp|now\n");
+    fprintf(stderr, "usage: vmtool uevents|stamp|now|varlink SOCKET JSON\n");
     return 2;
 }
