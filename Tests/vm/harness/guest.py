@@ -102,6 +102,8 @@ def monitor_events(agent, path):
             obj = json.loads(rest)
         except ValueError:
             continue
+        # numaplacectl prints the Event; a raw Varlink reply (vmtool varlink) nests it in parameters.event
+        obj = obj.get('parameters', obj) if isinstance(obj, dict) else {}
         events.append((int(stamp), obj.get('event', obj)))
     return events
 
