@@ -290,6 +290,10 @@ public actor WorkerSupervisor {
                 guard let self else { return }
                 Task { await self.reap(id) }
             }
+            // libdispatch keys its epoll registration by descriptor number and drops it only when the
+            // cancellation completes; closing the pidfd before that lets the next worker's pidfd (same
+            // number) join the stale registration, and that worker's exit is never seen.
+            source.setCancelHandler { withExtendedLifetime(pidfd) {} }
             source.resume()
             entry.source = source
         }
@@ -315,6 +319,8 @@ public actor WorkerSupervisor {
             }
         }
         entry.source?.cancel()
+        // The event handler suspended the source, and a suspended source never completes its cancellation.
+        entry.source?.resume()
         entry.source = nil
         entry.pidfd = nil
         entry.worker.state = "exited"
