@@ -1,0 +1,77 @@
+import Foundation
+import NumaPlaceProtocol
+
+/// Writing to stdout and stderr. stdout is flushed after every write so that a `monitor` piped into
+/// another program delivers each event as it happens.
+enum Output {
+    static func line(_ text: String = "") {
+        write(text + "\n", to: 1)
+    }
+
+    static func error(_ text: String) {
+        write("numaplacectl: \(text)\n", to: 2)
+    }
+
+    static func write(_ text: String, to fd: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return  // a closed pipe: nobody is reading, nothing to report to
+            }
+            bytes = bytes.dropFirst(n)
+        }
+    }
+
+    /// The reply parameters, pretty-printed with sorted keys (what `--json` prints).
+    static func json(_ value: JSONValue) {
+        line(encode(value, pretty: true))
+    }
+
+    /// One compact JSON object on one line (what `monitor --json` prints per event).
+    static func jsonLine(_ value: JSONValue) {
+        line(encode(value, pretty: false))
+    }
+
+    static func encode(_ value: JSONValue, pretty: Bool) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                                          : [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding a JSONValue cannot fail: it holds only JSON.
+        let data = (try? encoder.encode(value)) ?? Data("null".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// An aligned table: columns padded to their widest cell, two spaces apart, the last not padded.
+struct Table {
+    let headers: [String]
+    var rows: [[String]] = []
+
+    init(_ headers: String...) { self.headers = headers }
+
+    mutating func add(_ cells: String...) { rows.append(cells) }
+    mutating func add(_ cells: [String]) { rows.append(cells) }
+
+    var rendered: [String] {
+        let all = [headers] + rows
+        var widths = [Int](repeating: 0, count: headers.count)
+        for row in all {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        return all.map { row in
+            var line = ""
+            for (i, cell) in row.enumerated() where i < widths.count {
+                let last = i == widths.count - 1
+                line += last ? cell : cell + String(repeating: " ", count: widths[i] - cell.count + 2)
+            }
+            while line.hasSuffix(" ") { line.removeLast() }
+            return line
+        }
+    }
+
+    func print() {
+        for l in rendered { Output.line(l) }
+    }
+}
