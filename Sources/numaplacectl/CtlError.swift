@@ -107,17 +107,10 @@ extension VarlinkError {
         case "org.varlink.service.ExpectedMore":
             words = "the method streams and needs \"more\""
         default:
-            words = "the daemon answered with an error"
+            // An error this client does not know: its name and every parameter, as sent.
+            let details = parameters.sorted { $0.key < $1.key }.map { k, v in "\(k)=\(Output.encode(v, pretty: false))" }
+            return "the daemon answered \(([name] + details).joined(separator: " "))"
         }
-        let details = parameters.sorted { $0.key < $1.key }.map { k, v -> String in
-            switch v {
-            case .string(let s): return "\(k)=\(s)"
-            case .int(let i): return "\(k)=\(i)"
-            case .bool(let b): return "\(k)=\(b)"
-            case .null: return "\(k)=null"
-            default: return "\(k)=…"
-            }
-        }
-        return "\(words) (\(([name] + details).joined(separator: " ")))"
+        return "\(words) (\(name))"
     }
 }

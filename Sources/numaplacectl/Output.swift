@@ -34,13 +34,63 @@ enum Output {
         line(encode(value, pretty: false))
     }
 
+    /// JSON text with sorted keys: pretty (two-space indent, `"key": value`, `[]` for empty) or
+    /// compact. Written by hand because Foundation's pretty printer breaks empty arrays over lines.
     static func encode(_ value: JSONValue, pretty: Bool) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                                          : [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: it holds only JSON.
-        let data = (try? encoder.encode(value)) ?? Data("null".utf8)
-        return String(decoding: data, as: UTF8.self)
+        var out = ""
+        append(value, to: &out, pretty: pretty, indent: "")
+        return out
+    }
+
+    private static func append(_ value: JSONValue, to out: inout String, pretty: Bool, indent: String) {
+        switch value {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let i): out += String(i)
+        case .double(let d): out += d.isFinite ? "\(d)" : "null"
+        case .string(let s): appendString(s, to: &out)
+        case .array(let items):
+            guard !items.isEmpty else { out += "[]"; return }
+            let inner = indent + "  "
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                if pretty { out += "\n" + inner }
+                append(item, to: &out, pretty: pretty, indent: inner)
+            }
+            out += pretty ? "\n" + indent + "]" : "]"
+        case .object(let fields):
+            guard !fields.isEmpty else { out += "{}"; return }
+            let inner = indent + "  "
+            out += "{"
+            for (i, key) in fields.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                if pretty { out += "\n" + inner }
+                appendString(key, to: &out)
+                out += pretty ? ": " : ":"
+                append(fields[key] ?? .null, to: &out, pretty: pretty, indent: inner)
+            }
+            out += pretty ? "\n" + indent + "}" : "}"
+        }
+    }
+
+    /// RFC 8259 string escaping: quote, backslash and control characters; everything else as UTF-8.
+    private static func appendString(_ s: String, to out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
     }
 }
 
