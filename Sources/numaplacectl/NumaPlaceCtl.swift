@@ -42,6 +42,12 @@ struct NumaPlaceCtl: ParsableCommand {
     /// ArgumentParser's own main exits 64 for usage errors; ours exits 2, as most tools do, and maps
     /// `CtlError` to the documented codes.
     static func main() {
+        // A signal mask inherited blocked (a process started from a thread of a Dispatch pool gets one)
+        // would leave monitor and spawn --wait deaf to Ctrl-C and kill. Dispositions stay as inherited:
+        // a shell that ignores SIGINT for a background job means it.
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -123,9 +123,15 @@ struct Spawn: ManagerCommand {
         guard here.hasPrefix("/") || (cwd?.hasPrefix("/") ?? false) else {
             throw .usage("cannot tell the current directory; give --cwd with an absolute path")
         }
+        let workingDirectory = cwd.map { Self.absolute($0, cwd: here) } ?? here
+        if !clearEnv && !env.contains(where: { $0.hasPrefix("PWD=") }) {
+            // Ours named our directory; the worker's names its own.
+            environment.removeAll { $0.hasPrefix("PWD=") }
+            environment.append("PWD=\(workingDirectory)")
+        }
         return Manager.SpawnParameters(
             argv: command, device: device, node: node, cpus: cpus, environment: environment,
-            workingDirectory: cwd.map { Self.absolute($0, cwd: here) } ?? here, memory: memory?.rawValue,
+            workingDirectory: workingDirectory, memory: memory?.rawValue,
             exclusiveCores: exclusiveCores, admission: admission?.rawValue,
             stdin: Self.stdio(stdin, cwd: here), stdout: Self.stdio(stdout, cwd: here),
             stderr: Self.stdio(stderr, cwd: here), user: user, name: name)

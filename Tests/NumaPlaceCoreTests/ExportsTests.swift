@@ -17,11 +17,14 @@ private enum ExportFixtures {
     static var available: Bool { !names.isEmpty }
     static let absent = Comment(rawValue: "the real-machine fixtures are absent (expected ../shared/fixtures/sysfs/*.tar.gz beside the repository)")
 
-    /// name → extracted root; extraction failures are recorded, not trapped.
+    static let temp = FileManager.default.temporaryDirectory.appendingPathComponent("numaplace-exports-\(getpid())")
+
+    /// name → extracted root; a fixture that does not extract is missing from it (and its tests fail
+    /// with #require). The trees are removed when the test process exits.
     static let roots: [String: SysfsRoot] = {
         var out: [String: SysfsRoot] = [:]
-        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("numaplace-exports-\(getpid())")
         try? FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: ExportFixtures.temp) }
         for name in names {
             let tar = Process()
             tar.executableURL = URL(fileURLWithPath: "/bin/tar")
