@@ -6,8 +6,8 @@ struct Devices: ManagerCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the managed devices (GPUs, accelerators, RDMA NICs) and where they sit.",
         discussion: """
-        NODE is the device's node ("-" when its locality is unknown), MEMNODES the nodes a worker's memory
-        comes from (the nearest nodes with CPUs for a device on a CPU-less node), CPUS the CPUs a worker
+        NODE is the device's node ("-" when its locality is unknown), MEMNODES the nodes a worker's memory \
+        comes from (the nearest nodes with CPUs for a device on a CPU-less node), CPUS the CPUs a worker \
         for it gets, LOCALITY how that was found: node (numa_node), cpus (local_cpulist) or unknown.
 
         Examples:

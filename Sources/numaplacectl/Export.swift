@@ -7,7 +7,7 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the device → CPU map in the formats cluster layers read (Slurm, Kubernetes NFD).",
         discussion: """
-        From the running daemon (GetTopology), or offline from a sysfs tree with --sysfs-root DIR (a
+        From the running daemon (GetTopology), or offline from a sysfs tree with --sysfs-root DIR (a \
         captured machine, or / for this host without a daemon; offline uses the built-in device classes).
         """,
         subcommands: [SlurmGres.self, NFD.self])
@@ -60,12 +60,12 @@ struct SlurmGres: ExportCommand {
         commandName: "slurm-gres",
         abstract: "gres.conf lines, one per GPU, with Cores= set to the cores local to it.",
         discussion: """
-        Cores= are Slurm's logical core indices ("Core L#" in lstopo -l: socket by socket, in sub-NUMA
-        clusters node by node), not CPU numbers and not the kernel's core_id. A device whose locality is
+        Cores= are Slurm's logical core indices ("Core L#" in lstopo -l: socket by socket, in sub-NUMA \
+        clusters node by node), not CPU numbers and not the kernel's core_id. A device whose locality is \
         unknown gets no Cores= and a comment saying so.
 
-        File= needs the device file, which sysfs does not name (NVIDIA minor numbers come from the
-        driver), so it is written only from --file-pattern: {index} is the device's position among those
+        File= needs the device file, which sysfs does not name (NVIDIA minor numbers come from the \
+        driver), so it is written only from --file-pattern: {index} is the device's position among those \
         exported (PCI order), {address} its PCI address. Without it each line has Count=1.
 
         Examples:
@@ -128,13 +128,13 @@ struct NFD: ExportCommand {
         commandName: "nfd",
         abstract: "A Node Feature Discovery feature file (name=value lines) for nfd-worker's local source.",
         discussion: """
-        Install it as /etc/kubernetes/node-feature-discovery/features.d/numaplaced; every line becomes a
-        node label. Names and values are valid Kubernetes labels: addresses are written 0000_3b_00_0 and CPU
-        lists 0-7_16-23. NFD v0.13 and newer accept the numaplaced.io namespace; older nfd-master needs
+        Install it as /etc/kubernetes/node-feature-discovery/features.d/numaplaced; every line becomes a \
+        node label. Names and values are valid Kubernetes labels: addresses are written 0000_3b_00_0 and CPU \
+        lists 0-7_16-23. NFD v0.13 and newer accept the numaplaced.io namespace; older nfd-master needs \
         -extra-label-ns=numaplaced.io.
 
         Examples:
-          numaplacectl export nfd -o /etc/kubernetes/node-feature-discovery/features.d/numaplaced
+          numaplacectl export nfd -o features.d/numaplaced
           numaplacectl export nfd --sysfs-root /tmp/machine
         """)
 

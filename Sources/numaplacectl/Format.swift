@@ -122,9 +122,7 @@ enum Format {
         if !w.exclusiveCores.isEmpty { fields.append(("exclusive", "cores " + w.exclusiveCores.joined(separator: " "))) }
         for d in w.degraded { fields.append(("degraded", d)) }
         if w.adopted { fields.append(("adopted", "re-adopted after a daemon restart")) }
-        let width = fields.map(\.0.count).max() ?? 0
-        lines += fields.map { "  " + $0.0 + String(repeating: " ", count: width - $0.0.count + 2) + $0.1 }
-        return lines
+        return lines + Self.fields(fields)
     }
 
     /// Key/value lines with aligned values.

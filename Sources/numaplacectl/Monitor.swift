@@ -5,8 +5,8 @@ struct Monitor: ManagerCommand {
     static let configuration = CommandConfiguration(
         abstract: "Follow device and worker events until interrupted.",
         discussion: """
-        One line per event for people; with --json one compact JSON object per line (the reply
-        parameters, {"event": {…}}), flushed as it arrives, so it can be piped. The first event is
+        One line per event for people; with --json one compact JSON object per line (the reply \
+        parameters, {"event": {…}}), flushed as it arrives, so it can be piped. The first event is \
         "ready", sent once the stream is set up. Worker events of other users are not shown (root sees all).
 
         Examples:

@@ -9,21 +9,21 @@ struct NumaPlaceCtl: ParsableCommand {
         commandName: "numaplacectl",
         abstract: "Ask numaplaced where devices sit, and start workers placed on their NUMA node.",
         discussion: """
-        Talks to numaplaced over its Varlink socket (io.numaplaced.Manager). Tables are for people;
+        Talks to numaplaced over its Varlink socket (io.numaplaced.Manager). Tables are for people; \
         --json prints the reply parameters exactly as the daemon sent them, for scripts.
 
         Examples:
           numaplacectl devices --kind gpu
-          numaplacectl device 3b:00.0                    # any address spelling
+          numaplacectl device 3b:00.0             # any address spelling
           numaplacectl spawn --device 0000:3b:00.0 --wait -- ./worker --rank 0
           numaplacectl --json workers | jq '.workers[].applied'
           numaplacectl monitor
-          numaplacectl export slurm-gres --file-pattern '/dev/nvidia{index}' > gres.conf
-          numaplacectl export nfd --sysfs-root /tmp/machine -o /etc/kubernetes/node-feature-discovery/features.d/numaplaced
+          numaplacectl export slurm-gres --file-pattern '/dev/nvidia{index}'
+          numaplacectl export nfd --sysfs-root /tmp/machine -o features.d/numaplaced
 
         Exit codes:
           0   success
-          1   the daemon answered with an error (no such device, placement impossible, …)
+          1   the daemon answered with an error (no such device, no such worker, …)
           2   bad command line
           69  the daemon cannot be reached (EX_UNAVAILABLE)
           76  the daemon's reply was not valid Varlink (EX_PROTOCOL)

@@ -7,20 +7,20 @@ struct Spawn: ManagerCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start a command as a worker placed on a device's node, a node, or a CPU list.",
         discussion: """
-        The daemon starts the command with your uid, gid and groups, your environment and working
-        directory (unless --clear-env / --cwd say otherwise), pinned to the target's CPUs with the memory
-        policy asked for, and reports the placement it read back from /proc. Workers see NUMAPLACE_DEVICE,
+        The daemon starts the command with your uid, gid and groups, your environment and working \
+        directory (unless --clear-env / --cwd say otherwise), pinned to the target's CPUs with the memory \
+        policy asked for, and reports the placement it read back from /proc. Workers see NUMAPLACE_DEVICE, \
         NUMAPLACE_NODE and NUMAPLACE_CPUS. Without a target a worker gets every CPU the daemon may give.
 
-        stdin, stdout and stderr are null (the default), inherit (the daemon's own), journal (stdout and
+        stdin, stdout and stderr are null (the default), inherit (the daemon's own), journal (stdout and \
         stderr only; the worker's identifier is --name) or a file path (stdout and stderr append).
 
-        With --wait numaplacectl waits for the worker and exits with its exit code, or 128 + the signal
+        With --wait numaplacectl waits for the worker and exits with its exit code, or 128 + the signal \
         that killed it. Interrupting numaplacectl stops the waiting, not the worker (numaplacectl kill ID).
 
         Examples:
           numaplacectl spawn --device 3b:00.0 -- python3 serve.py --port 8000
-          numaplacectl spawn --node 1 --memory bind --exclusive-cores 4 --stdout journal --name shard1 -- ./shard
+          numaplacectl spawn --node 1 --memory bind --exclusive-cores 4 -- ./shard
           numaplacectl spawn --cpus 0-3 --wait -- ./bench
         """)
 

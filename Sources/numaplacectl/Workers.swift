@@ -5,7 +5,7 @@ struct Workers: ManagerCommand {
     static let configuration = CommandConfiguration(
         abstract: "List workers (yours; root sees all), running and recently exited.",
         discussion: """
-        CPUS and MEMORY are the placement read back from the worker (/proc/PID/status and numa_maps), or
+        CPUS and MEMORY are the placement read back from the worker (/proc/PID/status and numa_maps), or \
         the requested one where it could not be read.
 
         Example: numaplacectl workers
