@@ -109,7 +109,7 @@ enum Format {
 
     /// The lines `worker` and `spawn` print about one worker.
     static func workerDetails(_ w: Manager.Worker) -> [String] {
-        var lines = ["worker \(w.id): pid \(w.pid), \(w.state == "running" ? "running" : exit(w.exit))"]
+        let lines = ["worker \(w.id): pid \(w.pid), \(w.state == "running" ? "running" : exit(w.exit))"]
         var fields: [(String, String)] = [
             ("command", command(w.argv, limit: 200)),
             ("user", "uid \(w.uid), gid \(w.gid)"),
