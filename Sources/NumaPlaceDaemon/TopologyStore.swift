@@ -72,8 +72,12 @@ public actor TopologyStore {
             case .notManaged, .absent:
                 inventory.update(address, with: nil)
             case .unreadable(let w):
-                // Keep what we had: a transient read failure must not drop a device.
-                if old.contains(where: { $0.address == address }) { continue }
+                // Keep what we had: a transient read failure must not drop a device (nor announce
+                // it as removed: what monitors see must match the table).
+                if let kept = old.first(where: { $0.address == address }) {
+                    new.append(kept)
+                    continue
+                }
                 inventory.warnings.append(w)
             }
         }
