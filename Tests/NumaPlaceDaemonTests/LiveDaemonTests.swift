@@ -461,6 +461,45 @@ extension JSONValue {
         #expect(try servedClient().call("GetStatus")["version"] != nil)
     }
 
+    /// A Monitor client that never reads is dropped once its unsent replies reach the bound,
+    /// while the calls that produce the events keep being served.
+    @Test(.enabled(if: LiveHost.binaryBuilt, "\(notBuilt)"), .timeLimit(.minutes(3)))
+    func monitorThatStopsReadingIsDroppedWithoutStallingOthers() throws {
+        let daemon = try LiveDaemon(config: "[Limits]\nMaxMonitorBacklog=16\n")
+        try daemon.start()
+        defer { daemon.stop() }
+        let slow = try daemon.client()
+        try slow.sendCall("io.numaplaced.Manager.Monitor", Empty(), more: true)
+        let c = try daemon.client()
+        let workers = 300
+        for _ in 0..<workers {
+            let w = try c.call("Spawn", ["argv": .array([.string("/bin/true")])])
+            try c.call("Wait", ["id": w["worker"]?["id"] ?? .null])
+        }
+        #expect(try c.call("GetStatus")["workers"] == .int(workers))
+        // Now read what the slow client was sent: fewer events than happened, then the end.
+        var received = 0
+        var ended = false
+        while !ended {
+            do {
+                _ = try slow.receiveRaw()
+                received += 1
+            } catch .closed {
+                ended = true
+            } catch .io(let e) where e == ECONNRESET {
+                ended = true
+            } catch {
+                Issue.record("the slow Monitor client was not dropped: \(error) after \(received) replies")
+                break
+            }
+        }
+        #expect(received < 2 * workers + 1)
+        print("a Monitor client that stopped reading got \(received) of \(2 * workers + 1) replies before it was dropped")
+        let fresh = try daemon.client()
+        try fresh.sendCall("io.numaplaced.Manager.Monitor", Empty(), more: true)
+        #expect(try fresh.next()["event"]?["kind"] == .string("ready"))
+    }
+
     static func raiseDescriptorLimit() {
         var l = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
@@ -488,6 +527,18 @@ extension JSONValue {
         try #require(dump.status == 0, "--dump failed: \(dump.stderr)")
         let sysfs = try JSONDecoder().decode(JSONValue.self, from: Data(dump.stdout.utf8))["devices"]
         return (table, sysfs)
+    }
+
+    /// Waits (at most 30 s) until the daemon reports `numaNode` for `address`. A live daemon's
+    /// handling of a burst has no completion signal a client can wait on other than its table.
+    func converges(_ client: VarlinkClient, _ address: String, to numaNode: JSONValue) throws -> Bool {
+        let deadline = LiveHost.monotonicMicroseconds() + 30_000_000
+        while LiveHost.monotonicMicroseconds() < deadline {
+            let devices = try client.call("GetTopology")["devices"]?.array ?? []
+            if devices.first(where: { $0["address"] == .string(address) })?["numaNode"] == numaNode { return true }
+            usleep(5_000)
+        }
+        return false
     }
 
     @Test(.enabled(if: LiveHost.binaryBuilt, "\(notBuilt)"),
@@ -561,6 +612,17 @@ extension JSONValue {
             print("uevent → Monitor reply latency over \(sorted.count) real changes of \(nic): "
                   + "min \(sorted.first ?? 0) µs, median \(sorted[sorted.count / 2]) µs, max \(sorted.last ?? 0) µs; "
                   + "uevent → event published (daemon clock): median \(serverSide.sorted()[serverSide.count / 2]) µs")
+
+                // A burst of 41 real changes, not waited for, ending at node 0: bursts may be
+                // coalesced, but the final state must not be lost. Then back to -1.
+                for node in (0..<40).map({ $0 % 2 == 0 ? "0" : "-1" }) + ["0"] {
+                    try LiveHost.writeAttribute(sysdir + "/numa_node", node)
+                    try LiveHost.writeAttribute(sysdir + "/uevent", "change")
+                }
+                #expect(try converges(c, nic, to: .int(0)), "the table lost the last state of a burst")
+                try LiveHost.writeAttribute(sysdir + "/numa_node", originalNode)
+                try LiveHost.writeAttribute(sysdir + "/uevent", "change")
+                #expect(try converges(c, nic, to: .null))
             }
         } else {
             print("uevent latency not measured: \(nic) numa_node is \(originalNode) on nodes \(nodes); "
@@ -596,7 +658,13 @@ extension JSONValue {
             pids.append(w?["pid"]?.intValue ?? -1)
         }
         #expect(Set(ids).count == 20)
+        // A 21st worker ends while no daemon watches it; its exit cannot be known, only that it is gone.
+        let doomed = try c.call("Spawn", ["argv": .array([.string("/bin/sleep"), .string("300")])])["worker"]
+        let doomedPID = pid_t(doomed?["pid"]?.intValue ?? -1)
         daemon.stop(signal: SIGKILL)
+        kill(doomedPID, SIGKILL)
+        var doomedStatus: Int32 = 0
+        #expect(waitpid(doomedPID, &doomedStatus, 0) == doomedPID)
         // None of them died with the daemon.
         let survivors = pids.filter(LiveHost.isRunning)
         #expect(survivors.count == 20, "workers killed by the daemon's death: \(Set(pids).subtracting(survivors))")
@@ -609,6 +677,10 @@ extension JSONValue {
         #expect(adopted.allSatisfy { $0["adopted"] == .bool(true) && $0["state"] == .string("running") })
         #expect(Set(adopted.compactMap { $0["pid"]?.intValue }) == Set(pids))
         #expect(try c2.call("GetStatus")["runningWorkers"] == .int(20))
+        let gone = listed.first { $0["id"] == doomed?["id"] }
+        #expect(gone?["state"] == .string("exited"))
+        #expect(gone?["exit"]?["how"] == .string("unknown"))
+        #expect(try c2.call("Wait", ["id": doomed?["id"] ?? .null])["worker"]?["exit"]?["how"] == .string("unknown"))
 
         let monitor = try daemon.client()
         try monitor.sendCall("io.numaplaced.Manager.Monitor", Empty(), more: true)
