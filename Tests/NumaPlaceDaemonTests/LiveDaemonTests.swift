@@ -818,6 +818,32 @@ extension JSONValue {
         #expect(replies[7]["error"] == nil)
         #expect(replies[8]["parameters"]?["worker"]?["exit"] == .object(["how": .string("killed"), "signal": .int(15)]))
 
+        // Files and directories are opened as the worker, never as the root daemon: a directory
+        // only root may enter stays closed to the user's worker.
+        let privateDir = daemon.directory + "/private"
+        try FileManager.default.createDirectory(atPath: privateDir, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        let forbidden = try asUser([
+            m("Spawn", #"{"argv":["/bin/true"],"stdout":"\#(privateDir)/out"}"#),
+            m("Spawn", #"{"argv":["/bin/true"],"workingDirectory":"\#(privateDir)"}"#),
+        ])
+        for r in forbidden {
+            #expect(r["error"] == .string("io.numaplaced.Manager.SpawnFailed"), "\(r)")
+            #expect(r["parameters"]?["errno"] == .int(Int(EACCES)), "\(r)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: privateDir + "/out"))
+
+        // Root may name the user; the worker then runs as that user.
+        let named = try root.call("Spawn", ["argv": .array([.string("/bin/sleep"), .string("300")]),
+                                            "user": .string(Self.testUser)])["worker"]
+        let namedPID = named?["pid"]?.intValue ?? -1
+        pids.append(namedPID)
+        #expect(named?["uid"] == .int(uid))
+        let namedStatus = try String(contentsOfFile: "/proc/\(namedPID)/status", encoding: .utf8)
+        #expect(namedStatus.contains("\nUid:\t\(uid)\t\(uid)\t\(uid)\t\(uid)\n"))
+        try root.call("Signal", ["id": named?["id"] ?? .null, "signal": .int(Int(SIGKILL))])
+        #expect(try root.call("Wait", ["id": named?["id"] ?? .null])["worker"]?["exit"]?["signal"] == .int(Int(SIGKILL)))
+
         // Root sees both and may act on any.
         let all = try root.call("ListWorkers")["workers"]?.array.compactMap { $0["id"]?.stringValue } ?? []
         #expect(Set(all).isSuperset(of: [rootID, userID]))

@@ -322,7 +322,7 @@ extension JSONValue {
         let monitor = try VarlinkCall(bytes: Array(#"{"method":"io.numaplaced.Manager.Monitor","more":true}"#.utf8))
         let task = Task { await service.handle(monitor, peer: Self.root, sink: sink) }
         func next() async throws -> Reply {
-            let bytes = try #require(await replies.next(), "the stream ended early")
+            guard let bytes = await replies.next() else { throw Failure("the Monitor stream ended early") }
             let r = try Reply(bytes)
             #expect(r.error == nil, "\(r.json)")
             #expect(r.continues, "every Monitor reply continues")
