@@ -518,6 +518,56 @@ extension JSONValue {
         #expect(listed["workers"] == .array([]), "no refused request may leave a worker behind")
     }
 
+    /// A Wait whose connection went away (the server cancels the connection's task) must end
+    /// and forget its waiter, or a client could pile up waits on a long-running worker by
+    /// connecting, calling Wait and hanging up, over and over.
+    @Test(.timeLimit(.minutes(1)))
+    func cancelledWaitReturnsWhileTheWorkerRuns() async throws {
+        // A real process, handed to the supervisor the way a restarted daemon re-adopts one.
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["300"]
+        try sleeper.run()
+        let pid = sleeper.processIdentifier
+        // SIGKILL: a test runner may ignore SIGTERM, and Process hands ignored signals on.
+        defer {
+            kill(pid, SIGKILL)
+            sleeper.waitUntilExit()
+        }
+        let ticks = try #require(WorkerSupervisor.startTicks(pid: pid, root: SysfsRoot("/")))
+        let worker = Manager.Worker(id: "w7", pid: Int(pid), uid: 0, gid: 0, argv: ["/bin/sleep", "300"], device: nil,
+                                    node: nil, state: "running", startedAt: 0,
+                                    requested: Manager.Placement(cpus: "", memoryPolicy: "default", memoryNodes: []),
+                                    applied: nil, degraded: [], exclusiveCores: [], adopted: false, exit: nil)
+        let stateDir = machine.path("state")
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        #expect(WorkerStateLog(directory: stateDir).append(.init(op: "start", id: "w7", startTicks: ticks, worker: worker)))
+        let supervisor = WorkerSupervisor(store: store, hub: hub, stateLog: WorkerStateLog(directory: stateDir),
+                                          spawner: Spawner(savedOriginal: Self.allowed), logger: Logger(label: "test"),
+                                          procRoot: SysfsRoot("/"), spawnEnabled: false)
+        #expect(await supervisor.adopt() == (adopted: 1, gone: 0))
+        let service = ManagerService(store: store, supervisor: supervisor, hub: hub, eventSource: "none")
+
+        let wait = try VarlinkCall(bytes: Array(#"{"method":"io.numaplaced.Manager.Wait","parameters":{"id":"w7"}}"#.utf8))
+        for _ in 0..<3 {
+            let sink = CollectingSink()
+            let task = Task { await service.handle(wait, peer: Self.root, sink: sink) }
+            sink.close()
+            task.cancel()
+            await task.value  // hangs (until the time limit) if a cancelled Wait keeps waiting
+        }
+        #expect(sleeper.isRunning)
+        #expect(try await call(#"{"method":"io.numaplaced.Manager.GetWorker","parameters":{"id":"w7"}}"#,
+                               on: service)["worker"]?["state"] == .string("running"))
+        // A Wait that is not cancelled still sees the exit.
+        let sink = CollectingSink()
+        let waiting = Task { await service.handle(wait, peer: Self.root, sink: sink) }
+        kill(pid, SIGKILL)
+        await waiting.value
+        let reply = try Reply(try #require(sink.all.first))
+        #expect(reply["worker"]?["state"] == .string("exited"))
+    }
+
     @Test func workerQueriesForUnknownIDs() async throws {
         var r = try await call(#"{"method":"io.numaplaced.Manager.GetWorker","parameters":{"id":"w1"}}"#)
         #expect(r.error == "io.numaplaced.Manager.NoSuchWorker")
