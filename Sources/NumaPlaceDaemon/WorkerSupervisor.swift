@@ -46,10 +46,14 @@ public actor WorkerSupervisor {
     private var order: [String] = []
     private var nextID = 1
     private var nextWaiter = 0
+    /// Exclusive cores promised to spawns in flight: the actor is re-entered while a clone is
+    /// awaited, and two concurrent requests must not be given the same cores.
+    private var inFlight: [String: [CPUSet]] = [:]
     private let store: TopologyStore
     private let hub: EventHub
     private let log: WorkerStateLog
     private let spawner: Spawner
+    private let spawnThread = SpawnThread()
     private let logger: Logger
     public var limits: WorkerLimits
     public var defaults: SpawnDefaults
@@ -82,7 +86,8 @@ public actor WorkerSupervisor {
 
     /// CPUs held by running exclusive workers.
     var reserved: CPUSet {
-        entries.values.filter { $0.worker.state == "running" }.flatMap(\.cores).reduce(CPUSet()) { $0.union($1) }
+        (entries.values.filter { $0.worker.state == "running" }.flatMap(\.cores) + inFlight.values.flatMap { $0 })
+            .reduce(CPUSet()) { $0.union($1) }
     }
 
     // MARK: Spawn
@@ -124,6 +129,8 @@ public actor WorkerSupervisor {
 
         let id = "w\(nextID)"
         nextID += 1
+        inFlight[id] = decision.exclusiveCores
+        defer { inFlight.removeValue(forKey: id) }
         let identifier = p.name ?? (p.argv.first.map { String($0.split(separator: "/").last ?? "worker") } ?? "worker")
         var opened: [Int32] = []
         defer { for fd in opened { close(fd) } }
@@ -155,7 +162,8 @@ public actor WorkerSupervisor {
 
         let process: SpawnedProcess
         do {
-            process = try spawner.spawn(spawnRequest)
+            let spawner = self.spawner
+            process = try await spawnThread.run { () throws(SpawnError) in try spawner.spawn(spawnRequest) }
         } catch {
             logger.warning("spawn failed: \(error)", metadata: [
                 LogMetadataKey.messageID: "\(MessageID.spawnFailed)", LogMetadataKey.device: "\(decision.device?.description ?? "")",
