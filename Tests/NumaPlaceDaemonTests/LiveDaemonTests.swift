@@ -135,11 +135,14 @@ final class LiveDaemon {
         p.standardError = handle
         try p.run()
         process = p
-        // Readiness is "accepts a connection"; a daemon that exits instead fails the test with its log.
+        // Ready once it logged that it serves (after it set the socket's mode) and accepts a
+        // connection; a daemon that exits instead fails the test with its log.
         let deadline = LiveHost.monotonicMicroseconds() + 60_000_000
+        let logged = logText.components(separatedBy: "serving io.numaplaced.Manager").count
         while LiveHost.monotonicMicroseconds() < deadline {
             guard p.isRunning else { throw Failure("numaplaced exited with \(p.terminationStatus):\n\(logText)") }
-            if (try? VarlinkClient(path: socket)) != nil { return }
+            if logText.components(separatedBy: "serving io.numaplaced.Manager").count > logged,
+               (try? VarlinkClient(path: socket)) != nil { return }
             usleep(20_000)
         }
         throw Failure("numaplaced did not accept connections within 60 s:\n\(logText)")
