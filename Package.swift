@@ -14,7 +14,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        // 1.12: LogHandler.log(event:) with LogEvent.error, which the journal and stderr handlers implement.
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.12.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
@@ -79,7 +80,10 @@ let package = Package(
         // Tier 3: real spawns, the C child, libudev, sd_notify and journald wrappers on this host.
         .testTarget(
             name: "NumaPlacePlatformTests",
-            dependencies: ["NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim"]
+            dependencies: [
+                "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The daemon in memory and over a live socket; the CLI against a live daemon.
         .testTarget(

@@ -27,35 +27,50 @@ public struct AllowedSet: Hashable, Sendable {
         guard let text = try? root.read("proc/\(pid)/cgroup", limit: 65536) else { return fallback }
         let lines = SysfsParsers.cgroupLines(text)
 
-        var candidates: [(dir: String, cpus: [String], mems: [String], source: String)] = []
+        var candidates: [(base: String, path: String, cpus: [String], mems: [String], source: String)] = []
         if let v1 = lines.first(where: { $0.hierarchy != 0 && $0.controllers.contains("cpuset") }) {
-            let dir = "sys/fs/cgroup/cpuset" + (v1.path == "/" ? "" : v1.path)
-            candidates.append((dir, ["cpuset.effective_cpus", "cpuset.cpus"], ["cpuset.effective_mems", "cpuset.mems"],
-                               "cgroup1:\(v1.path)"))
+            candidates.append(("sys/fs/cgroup/cpuset", v1.path, ["cpuset.effective_cpus", "cpuset.cpus"],
+                               ["cpuset.effective_mems", "cpuset.mems"], "cgroup1:\(v1.path)"))
         }
         if let v2 = lines.first(where: { $0.hierarchy == 0 && $0.controllers.isEmpty }) {
             for base in ["sys/fs/cgroup", "sys/fs/cgroup/unified"] {
-                candidates.append((base + (v2.path == "/" ? "" : v2.path), ["cpuset.cpus.effective"],
-                                   ["cpuset.mems.effective"], "cgroup2:\(v2.path)"))
+                candidates.append((base, v2.path, ["cpuset.cpus.effective"], ["cpuset.mems.effective"], "cgroup2:\(v2.path)"))
             }
         }
         for c in candidates {
-            guard let cpuText = c.cpus.lazy.compactMap({ try? root.read("\(c.dir)/\($0)", limit: 65536) }).first else {
-                continue
+            // A cgroup v2 group whose parent does not enable the cpuset controller has no cpuset files; it
+            // runs on its nearest ancestor's effective set (the root group always has the files), so walk
+            // up until they are there.
+            var components = c.path.split(separator: "/").map(String.init)
+            var found: (dir: String, file: String, text: String)? = nil
+            while found == nil {
+                let dir = ([c.base] + components).joined(separator: "/")
+                for file in c.cpus {
+                    if let text = try? root.read("\(dir)/\(file)", limit: 65536) { found = (dir, file, text); break }
+                }
+                if components.isEmpty { break }
+                components.removeLast()
             }
+            guard let found else { continue }
             let cpus: CPUSet
-            do { cpus = try CPUSet(cpulist: cpuText) } catch {
-                warnings.append(ScanWarning(.malformed, path: "\(c.dir)/\(c.cpus[0])", "\(error)"))
+            do { cpus = try CPUSet(cpulist: found.text) } catch {
+                warnings.append(ScanWarning(.forParseError(error), path: "\(found.dir)/\(found.file)", "\(error)"))
                 continue
             }
             var mems = fallback.mems
-            if let memText = c.mems.lazy.compactMap({ try? root.read("\(c.dir)/\($0)", limit: 65536) }).first,
-               let m = try? CPUSet(cpulist: memText), !m.isEmpty {
-                mems = m
+            for file in c.mems {
+                guard let memText = try? root.read("\(found.dir)/\(file)", limit: 65536) else { continue }
+                do {
+                    let m = try CPUSet(cpulist: memText)
+                    if !m.isEmpty { mems = m }
+                } catch {
+                    warnings.append(ScanWarning(.forParseError(error), path: "\(found.dir)/\(file)", "\(error)"))
+                }
+                break
             }
             let effective = online.isEmpty ? cpus : cpus.intersection(online)
             if effective.isEmpty {
-                warnings.append(ScanWarning(.conflict, path: "\(c.dir)", "cgroup allows no online CPU; using the online set"))
+                warnings.append(ScanWarning(.conflict, path: found.dir, "cgroup allows no online CPU; using the online set"))
                 continue
             }
             return AllowedSet(cpus: effective, mems: mems, source: c.source)

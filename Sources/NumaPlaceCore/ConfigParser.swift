@@ -31,6 +31,11 @@ public enum ConfigParser {
         return (state.config, state.errors)
     }
 
+    /// Every section and its keys, in the order `docs/configuration.md` lists them.
+    public static var knownKeys: [(section: String, keys: [String])] {
+        Section.allCases.map { ($0.rawValue, $0.keys) }
+    }
+
     enum Section: String, CaseIterable {
         case daemon = "Daemon"
         case placement = "Placement"
@@ -106,7 +111,10 @@ public enum ConfigParser {
             var text = Substring(source.text)
             if text.unicodeScalars.first == "\u{FEFF}" { text = Substring(text.unicodeScalars.dropFirst()) }
             var number = 0
-            for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            // Split on the LF byte: "\r\n" is a single Character, so a Character split would not
+            // see the line ends of a file written on Windows.
+            for rawBytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+                let raw = Substring(rawBytes)
                 number += 1
                 func fail(_ code: ConfigError.Code, _ reason: String) {
                     errors.append(ConfigError(code, file: source.path, line: number, reason))

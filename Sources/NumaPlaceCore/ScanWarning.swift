@@ -32,3 +32,13 @@ public struct ScanWarning: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(code.rawValue): \(path): \(detail)" }
 }
+
+extension ScanWarning.Code {
+    /// The code for a parser's error: a number too large for the model is `outOfRange`, everything
+    /// else that did not parse (empty, NUL bytes, garbage, backwards ranges) is `malformed`.
+    static func forParseError(_ error: any Error) -> Self {
+        if let e = error as? SysfsParsers.ParseError, case .outOfRange = e { return .outOfRange }
+        if let e = error as? CPUSet.ParseError, case .tooLarge = e { return .outOfRange }
+        return .malformed
+    }
+}

@@ -29,7 +29,10 @@ public enum SysfsParsers {
     /// Other negative numbers and ids beyond the kernel's node limit are errors.
     public static func numaNode(_ text: String) throws(ParseError) -> NUMANodeID? {
         let t = try clean(text)
-        guard t.count <= 12, let v = Int(t) else { throw .malformed(String(t)) }
+        let digits = t.first == "-" ? t.dropFirst() : t
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit) else { throw .malformed(String(t)) }
+        // A number, but too long for any node: out of range rather than malformed.
+        guard digits.count <= 12, let v = Int(t) else { throw .outOfRange(String(t)) }
         if v == -1 { return nil }
         guard let id = NUMANodeID(rawValue: v) else { throw .outOfRange(String(t)) }
         return id
@@ -39,9 +42,8 @@ public enum SysfsParsers {
     public static func hexID(_ text: String, bits: Int) throws(ParseError) -> UInt32 {
         var t = try clean(text)
         if t.hasPrefix("0x") || t.hasPrefix("0X") { t = t.dropFirst(2) }
-        guard !t.isEmpty, t.count <= 8, t.allSatisfy(\.isHexDigit), let v = UInt32(t, radix: 16) else {
-            throw .malformed(String(t))
-        }
+        guard !t.isEmpty, t.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { throw .malformed(String(t)) }
+        guard t.count <= 8, let v = UInt32(t, radix: 16) else { throw .outOfRange(String(t)) }
         guard bits >= 32 || v < (1 << UInt32(bits)) else { throw .outOfRange(String(t)) }
         return v
     }
@@ -51,7 +53,9 @@ public enum SysfsParsers {
         let t = try clean(text)
         var out: [Int] = []
         for part in t.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
-            guard part.count <= 4, let v = Int(part) else { throw .malformed(String(part)) }
+            let digits = part.first == "-" ? part.dropFirst() : part
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit) else { throw .malformed(String(part)) }
+            guard part.count <= 4, let v = Int(part) else { throw .outOfRange(String(part)) }
             guard (0...255).contains(v) else { throw .outOfRange(String(part)) }
             out.append(v)
         }
@@ -66,7 +70,9 @@ public enum SysfsParsers {
             guard let r = line.firstRange(of: "MemTotal:") else { continue }
             let rest = line[r.upperBound...].trimmingWhitespace
             let number = rest.prefix(while: { $0.isASCII && $0.isNumber })
-            guard !number.isEmpty, number.count <= 15, let kb = UInt64(number) else { throw .malformed(String(line)) }
+            guard !number.isEmpty else { throw .malformed(String(line)) }
+            // 15 digits of kB is 1 EiB; anything longer would overflow the byte count.
+            guard number.count <= 15, let kb = UInt64(number) else { throw .outOfRange(String(line)) }
             let unit = rest.dropFirst(number.count).trimmingWhitespace
             guard unit == "kB" || unit.isEmpty else { throw .malformed(String(line)) }
             return kb * 1024
@@ -119,9 +125,13 @@ public enum SysfsParsers {
         let fields = line.split(separator: " ", maxSplits: 1)
         guard fields.count == 2 else { return nil }
         var policy = fields[1]
-        if policy.hasPrefix("prefer (many)") {
-            let nodes = policy.split(separator: ":", maxSplits: 1).dropFirst().first.map { $0.prefix(while: { $0 != " " }) } ?? ""
-            return ("preferred", (try? CPUSet(cpulist: nodes)) ?? CPUSet())
+        // Two mode names hold a space (mm/mempolicy.c policy_modes[]): read them before splitting on one.
+        for (name, mode) in [("prefer (many)", "preferred"), ("weighted interleave", "weighted-interleave")]
+        where policy.hasPrefix(name) {
+            let rest = policy.dropFirst(name.count)   // "=static:0-1 anon=1" or ":0-1 anon=1"
+            let nodes = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first
+                .map { $0.prefix(while: { $0 != " " }) } ?? ""
+            return (mode, (try? CPUSet(cpulist: nodes)) ?? CPUSet())
         }
         policy = policy.prefix(while: { $0 != " " })
         let parts = policy.split(separator: ":", maxSplits: 1)
@@ -135,8 +145,12 @@ public enum SysfsParsers {
         case "prefer": return ("preferred", nodes)
         case "bind": return ("bind", nodes)
         case "interleave": return ("interleave", nodes)
-        case "weighted interleave", "weighted": return ("weighted-interleave", nodes)
         default: return (word, nodes)
         }
     }
+}
+
+extension Character {
+    /// 0-9 only (`isNumber` also takes other scripts' digits and fractions).
+    var isASCIIDigit: Bool { isASCII && isNumber }
 }

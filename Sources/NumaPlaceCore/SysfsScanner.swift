@@ -30,12 +30,19 @@ public struct SysfsScanner: Sendable {
             warnings.append(ScanWarning(error.isMissing ? .missing : .unreadable, path: Self.pciDir, error.description))
             names = []
         }
+        var seen = Set<PCIAddress>()
         for name in names {
             guard let address = try? PCIAddress(parsing: name) else {
                 warnings.append(ScanWarning(.malformed, path: "\(Self.pciDir)/\(name)", "not a PCI address"))
                 continue
             }
-            switch readDevice(address, topology: topology) {
+            // The kernel names each function once, canonically; a second spelling of one address is not
+            // a second device.
+            guard seen.insert(address).inserted else {
+                warnings.append(ScanWarning(.malformed, path: "\(Self.pciDir)/\(name)", "a second entry for \(address)"))
+                continue
+            }
+            switch readDevice(address, entry: name, topology: topology) {
             case .managed(let device): devices.append(device)
             case .notManaged: break
             case .absent(let w), .unreadable(let w): warnings.append(w)
@@ -52,8 +59,10 @@ public struct SysfsScanner: Sendable {
 
         var nodeIDs: [NUMANodeID] = []
         if let entries = try? root.list(Self.nodeDir) {
+            // Only the kernel's own spelling, "node<decimal>": "node01" or "node+1" would name node 1
+            // a second time, and the files are read from "node1".
             for name in entries where name.hasPrefix("node") {
-                if let id = NUMANodeID(name.dropFirst(4)) { nodeIDs.append(id) }
+                if let id = NUMANodeID(name.dropFirst(4)), name == "node\(id.rawValue)" { nodeIDs.append(id) }
             }
         }
         nodeIDs.sort()
@@ -62,9 +71,15 @@ public struct SysfsScanner: Sendable {
             // A kernel built without NUMA has no node directory: the whole machine is node 0.
             warnings.append(ScanWarning(.missing, path: Self.nodeDir, "no NUMA nodes; treating the machine as node 0"))
             var mem: UInt64 = 0
-            if let text = try? root.read("proc/meminfo"), let m = try? SysfsParsers.memTotal(text) { mem = m }
+            do {
+                mem = try SysfsParsers.memTotal(try root.read("proc/meminfo"))
+            } catch let e as SysfsRoot.ReadError {
+                warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "proc/meminfo", e.description))
+            } catch {
+                warnings.append(ScanWarning(.forParseError(error), path: "proc/meminfo", "\(error)"))
+            }
             let id = NUMANodeID(rawValue: 0)!
-            nodes = [NUMANode(id: id, cpus: online ?? CPUSet(), memoryBytes: mem, distances: [id: 10])]
+            nodes = [NUMANode(id: id, cpus: online ?? presentCPUs(), memoryBytes: mem, distances: [id: 10])]
         } else {
             for id in nodeIDs {
                 nodes.append(readNode(id, order: nodeIDs, warnings: &warnings))
@@ -74,7 +89,7 @@ public struct SysfsScanner: Sendable {
         let onlineCPUs = online ?? nodeCPUs
         let possibleCPUs = possible ?? onlineCPUs
         return Topology(nodes: nodes, onlineCPUs: onlineCPUs, possibleCPUs: possibleCPUs,
-                        cores: readCores(onlineCPUs), packages: readPackages(onlineCPUs))
+                        cores: readCores(onlineCPUs, warnings: &warnings), packages: readPackages(onlineCPUs))
     }
 
     func readNode(_ id: NUMANodeID, order: [NUMANodeID], warnings: inout [ScanWarning]) -> NUMANode {
@@ -91,7 +106,7 @@ public struct SysfsScanner: Sendable {
         } catch let e as SysfsRoot.ReadError {
             warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "\(dir)/meminfo", e.description))
         } catch {
-            warnings.append(ScanWarning(.malformed, path: "\(dir)/meminfo", "\(error)"))
+            warnings.append(ScanWarning(.forParseError(error), path: "\(dir)/meminfo", "\(error)"))
         }
         var distances: [NUMANodeID: Int] = [:]
         do {
@@ -104,24 +119,43 @@ public struct SysfsScanner: Sendable {
         } catch let e as SysfsRoot.ReadError {
             warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "\(dir)/distance", e.description))
         } catch {
-            warnings.append(ScanWarning(.malformed, path: "\(dir)/distance", "\(error)"))
+            warnings.append(ScanWarning(.forParseError(error), path: "\(dir)/distance", "\(error)"))
         }
         if distances.isEmpty { distances[id] = 10 }
         return NUMANode(id: id, cpus: cpus, memoryBytes: memory, distances: distances)
     }
 
+    /// The CPUs that have a `cpuN` directory: the machine's CPUs when `online` cannot be read and no
+    /// node lists them.
+    func presentCPUs() -> CPUSet {
+        guard let names = try? root.list(Self.cpuDir) else { return CPUSet() }
+        return CPUSet(names.compactMap { name -> Int? in
+            guard name.hasPrefix("cpu"), let n = Int(name.dropFirst(3)), name == "cpu\(n)", n < CPUSet.limit else {
+                return nil
+            }
+            return n
+        })
+    }
+
     /// SMT sibling groups from `thread_siblings_list` (or `core_cpus_list`, its newer name).
-    func readCores(_ online: CPUSet) -> [CPUSet] {
+    /// A list that does not parse is a warning and leaves its CPU a core of its own (a missing one is
+    /// silent: old kernels and some captures lack the files).
+    func readCores(_ online: CPUSet, warnings: inout [ScanWarning]) -> [CPUSet] {
         var seen = CPUSet()
         var cores: [CPUSet] = []
         for cpu in online.elements where !seen.contains(cpu) {
             let dir = "\(Self.cpuDir)/cpu\(cpu)/topology"
             var group: CPUSet = [cpu]
             for file in ["thread_siblings_list", "core_cpus_list"] {
-                if let text = try? root.read("\(dir)/\(file)"), let set = try? CPUSet(cpulist: text),
-                   set.contains(cpu) {
-                    group = set.intersection(online)
-                    break
+                guard let text = try? root.read("\(dir)/\(file)") else { continue }
+                do {
+                    let set = try CPUSet(cpulist: text)
+                    if set.contains(cpu) {
+                        group = set.intersection(online)
+                        break
+                    }
+                } catch {
+                    warnings.append(ScanWarning(.forParseError(error), path: "\(dir)/\(file)", "\(error)"))
                 }
             }
             group = group.subtracting(seen)
@@ -141,7 +175,7 @@ public struct SysfsScanner: Sendable {
                 warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: path, e.description))
             }
         } catch {
-            warnings.append(ScanWarning(.malformed, path: path, "\(error)"))
+            warnings.append(ScanWarning(.forParseError(error), path: path, "\(error)"))
         }
         return nil
     }
@@ -160,14 +194,20 @@ public struct SysfsScanner: Sendable {
 
     /// Reads one PCI function. Used by the full scan and, per udev event, for one device only.
     public func readDevice(_ address: PCIAddress, topology: Topology) -> DeviceReadResult {
-        let dir = "\(Self.pciDir)/\(address)"
+        readDevice(address, entry: address.description, topology: topology)
+    }
+
+    /// Reads one PCI function from its directory entry as listed (the scan reads what it listed, so a
+    /// tree that spells an address in another case is read, not reported as vanished).
+    func readDevice(_ address: PCIAddress, entry: String, topology: Topology) -> DeviceReadResult {
+        let dir = "\(Self.pciDir)/\(entry)"
         func identity(_ file: String, bits: Int) -> Result<UInt32, ScanWarning> {
             do {
                 return .success(try SysfsParsers.hexID(try root.read("\(dir)/\(file)", limit: 64), bits: bits))
             } catch let e as SysfsRoot.ReadError {
                 return .failure(ScanWarning(e.isMissing ? .vanished : .unreadable, path: "\(dir)/\(file)", e.description))
             } catch {
-                return .failure(ScanWarning(.malformed, path: "\(dir)/\(file)", "\(error)"))
+                return .failure(ScanWarning(.forParseError(error), path: "\(dir)/\(file)", "\(error)"))
             }
         }
         let classCode: UInt32, vendor: UInt32, deviceID: UInt32
@@ -188,7 +228,7 @@ public struct SysfsScanner: Sendable {
         } catch let e as SysfsRoot.ReadError {
             if !e.isMissing { warnings.append(ScanWarning(.unreadable, path: "\(dir)/numa_node", e.description)) }
         } catch {
-            warnings.append(ScanWarning(.malformed, path: "\(dir)/numa_node", "\(error)"))
+            warnings.append(ScanWarning(.forParseError(error), path: "\(dir)/numa_node", "\(error)"))
         }
         if let forced = nodeOverrides[address] {
             warnings.append(ScanWarning(.overridden, path: "\(dir)/numa_node",
@@ -208,13 +248,14 @@ public struct SysfsScanner: Sendable {
         let driver = (try? root.readLink("\(dir)/driver")).map { String($0.split(separator: "/").last ?? "") }
         return .managed(Device(address: address, classCode: classCode, vendor: UInt16(vendor),
                                deviceID: UInt16(deviceID), kind: kind, driver: driver, firmwareNode: firmwareNode,
-                               locality: locality, cpus: cpus, pciePath: pciePath(address), warnings: warnings))
+                               locality: locality, cpus: cpus, pciePath: pciePath(address, entry: entry),
+                               warnings: warnings))
     }
 
     /// The bridges above a device, read from its `/sys/bus/pci/devices` link
     /// (`../../../devices/pci0000:00/0000:00:03.0/0000:05:00.0`).
-    func pciePath(_ address: PCIAddress) -> [PCIAddress] {
-        guard let link = try? root.readLink("\(Self.pciDir)/\(address)") else { return [] }
+    func pciePath(_ address: PCIAddress, entry: String) -> [PCIAddress] {
+        guard let link = try? root.readLink("\(Self.pciDir)/\(entry)") else { return [] }
         return link.split(separator: "/").compactMap { try? PCIAddress(parsing: $0) }.filter { $0 != address }
     }
 }
@@ -234,7 +275,10 @@ public enum LocalityResolver {
             if let node = topology.node(id) {
                 let cpuNodes = topology.nearestCPUNodes(to: id)
                 let cpus = topology.cpus(of: cpuNodes)
-                if node.hasCPUs, let local, !local.isEmpty, local != node.cpus {
+                // An empty or all-CPU local_cpulist says nothing about locality (rule 2 treats it as
+                // unknown), so only a proper subset can disagree; an all-CPU list is what the kernel
+                // shows when the bus has no node and numa_node was written by hand or an override.
+                if node.hasCPUs, let local, !local.isEmpty, !all.isSubset(of: local), local != node.cpus {
                     warnings.append(ScanWarning(.conflict, path: path,
                                                 "numa_node \(id) (CPUs \(node.cpus)) disagrees with local_cpulist \(local); numa_node wins"))
                 }

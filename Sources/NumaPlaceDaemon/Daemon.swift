@@ -107,6 +107,8 @@ public final class Daemon: @unchecked Sendable {
             journalStream: { identifier, priority in
                 try? JournalStream.open(identifier: identifier, priority: SyslogPriority(rawValue: priority) ?? .info)
             })
+        // Taken (and LISTEN_* unset) before the event loop thread exists: unsetenv is not thread-safe.
+        let activatedSocket = try ListenFDs.take(unsetEnvironment: true).first
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         if options.root.isLiveHost, options.eventSource != "none" {
             eventSource = options.eventSource ?? configuration.eventSource.rawValue
@@ -125,7 +127,7 @@ public final class Daemon: @unchecked Sendable {
         server = VarlinkServer(group: group, dispatcher: service, limits: serverLimits, logger: logger)
 
         // Socket activation wins over any path: systemd owns the socket then.
-        if let activated = try ListenFDs.take(unsetEnvironment: true).first {
+        if let activated = activatedSocket {
             listen = .descriptor(activated.fd)
             socketDescription = "socket-activated fd \(activated.fd)\(activated.path.map { " (\($0))" } ?? "")"
         } else {
@@ -190,6 +192,7 @@ public final class Daemon: @unchecked Sendable {
                                                     attributes: [.posixPermissions: 0o755])
         }
         try await server.start(listen)
+        if case .path(let path) = listen { Daemon.restrictSocket(path, logger: logger) }
         let inventory = await store.inventory
         logger.notice("serving io.numaplaced.Manager on \(socketDescription): \(inventory.topology.nodes.count) nodes, \(inventory.devices.count) devices, events from \(eventSource)",
                       metadata: [LogMetadataKey.messageID: "\(MessageID.daemonReady)"])
@@ -211,6 +214,21 @@ public final class Daemon: @unchecked Sendable {
         try await group.run()
         _ = try? notifier.stopping(status: "Shutting down; workers keep running")
         try? await self.group.shutdownGracefully()
+    }
+}
+
+extension Daemon {
+    /// A socket the daemon bound itself gets what numaplaced.socket gives the systemd one: mode 0660 and
+    /// group `numaplace` when that group exists; otherwise 0600 for root (only root may connect) and
+    /// 0600 for a user's own daemon. SO_PEERCRED still judges every call; this is the outer gate.
+    static func restrictSocket(_ path: String, logger: Logger) {
+        if geteuid() == 0, let group = getgrnam("numaplace") {
+            if chown(path, 0, group.pointee.gr_gid) != 0 || chmod(path, 0o660) != 0 {
+                logger.warning("cannot give \(path) to group numaplace: \(String(cString: strerror(errno)))")
+            }
+        } else if chmod(path, 0o600) != 0 {
+            logger.warning("cannot restrict \(path): \(String(cString: strerror(errno)))")
+        }
     }
 }
 

@@ -20,6 +20,12 @@ public enum ListenFDs {
         public let name: String
         /// The bound path (`getsockname`), `@name` for an abstract socket; nil when it cannot be read.
         public let path: String?
+
+        public init(fd: Int32, name: String, path: String?) {
+            self.fd = fd
+            self.name = name
+            self.path = path
+        }
     }
 
     /// Takes the passed sockets. Empty when not socket-activated (no `$LISTEN_FDS`, or it was meant

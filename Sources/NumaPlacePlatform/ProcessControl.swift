@@ -31,7 +31,7 @@ public final class PidFD: Sendable, CustomStringConvertible {
 }
 
 /// How a process ended, as waitid(2) reports it.
-public enum ExitStatus: Hashable, Sendable, CustomStringConvertible {
+public enum ProcessExitStatus: Hashable, Sendable, CustomStringConvertible {
     case exited(Int32)
     case killed(signal: Int32, coreDumped: Bool)
 
@@ -54,12 +54,12 @@ extension PidFD {
     /// Reaps the process if it has exited, without blocking: nil while it runs.
     /// Wraps `np_waitid_pidfd` (waitid(P_PIDFD, WEXITED | WNOHANG)). ECHILD when it was already
     /// reaped or is not our child.
-    public func tryReap() throws(Errno) -> ExitStatus? {
+    public func tryReap() throws(Errno) -> ProcessExitStatus? {
         try waitid(options: WEXITED | WNOHANG)
     }
 
     /// Blocks until the process exits and reaps it. Wraps `np_waitid_pidfd` (waitid(P_PIDFD, WEXITED)).
-    public func waitForExit() throws(Errno) -> ExitStatus {
+    public func waitForExit() throws(Errno) -> ProcessExitStatus {
         while true {
             if let status = try waitid(options: WEXITED) { return status }
         }
@@ -71,7 +71,7 @@ extension PidFD {
         _ = try Syscall.retrying { poll(&p, 1, -1) }
     }
 
-    private func waitid(options: Int32) throws(Errno) -> ExitStatus? {
+    private func waitid(options: Int32) throws(Errno) -> ProcessExitStatus? {
         var pid: pid_t = 0, code: Int32 = 0, status: Int32 = 0
         _ = try Syscall.retrying { np_waitid_pidfd(rawValue, options, &pid, &code, &status) }
         if pid == 0 { return nil }

@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// `numaplace-bench`: measurements that are not tests (they report numbers, they do not assert).
+/// Each benchmark is a subcommand; add new ones to `subcommands`.
+@main
+struct NumaplaceBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "numaplace-bench",
+        abstract: "Benchmarks for numaplaced. Build with -c release before trusting a number.",
+        subcommands: [SpawnBenchmark.self]
+    )
+}
