@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -35,8 +34,9 @@
  * riscv64, ppc64le, s390x); rt_sigaction and rt_sigprocmask reject any other size. */
 #define NP_KERNEL_SIGSET_BYTES 8
 #define NP_KERNEL_NSIG 64
-/* The child's own stack. Its frames are small and bounded (no recursion, no arrays sized by input). */
-#define NP_CHILD_STACK_BYTES (64 * 1024)
+/* The child's stack. Its frames are small and bounded (no recursion, no arrays sized by input):
+   np_child_main and np_fail use well under 1 KiB, the clone trampoline a few words. */
+#define NP_CHILD_STACK_BYTES (16 * 1024)
 
 /* A raw system call: returns the kernel's value, a negative errno on failure. Never touches errno. */
 static inline long np_sys6(long n, long a1, long a2, long a3, long a4, long a5, long a6) {
@@ -252,9 +252,10 @@ static int np_child_main(void *raw) {
 }
 
 int np_spawn(const struct np_spawn_config *config, pid_t *pid_out, int *pidfd_out) {
-    void *stack = mmap(NULL, NP_CHILD_STACK_BYTES, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) return -1;
+    /* The child's stack lives in this frame, as in musl's posix_spawn: the calling thread is
+       suspended until the child has called execve or exited (CLONE_VFORK), so nothing else touches
+       this memory meanwhile, and no mmap/munmap (with its TLB shootdown) is paid per spawn. */
+    char stack[NP_CHILD_STACK_BYTES] __attribute__((aligned(64)));
     struct np_child_arg arg = { config, getpid() };
 
     sigset_t all, old;
@@ -262,7 +263,7 @@ int np_spawn(const struct np_spawn_config *config, pid_t *pid_out, int *pidfd_ou
     pthread_sigmask(SIG_SETMASK, &all, &old);
 
     int pidfd = -1;
-    char *top = (char *)stack + NP_CHILD_STACK_BYTES;
+    char *top = stack + sizeof stack;
     pid_t pid = clone(np_child_main, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &arg, &pidfd);
     int saved = errno;
     if (pid < 0 && saved == EINVAL) {
@@ -275,7 +276,6 @@ int np_spawn(const struct np_spawn_config *config, pid_t *pid_out, int *pidfd_ou
     }
 
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    munmap(stack, NP_CHILD_STACK_BYTES);
     if (pid < 0) {
         errno = saved;
         return -1;

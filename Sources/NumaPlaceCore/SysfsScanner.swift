@@ -71,7 +71,13 @@ public struct SysfsScanner: Sendable {
             // A kernel built without NUMA has no node directory: the whole machine is node 0.
             warnings.append(ScanWarning(.missing, path: Self.nodeDir, "no NUMA nodes; treating the machine as node 0"))
             var mem: UInt64 = 0
-            if let text = try? root.read("proc/meminfo"), let m = try? SysfsParsers.memTotal(text) { mem = m }
+            do {
+                mem = try SysfsParsers.memTotal(try root.read("proc/meminfo"))
+            } catch let e as SysfsRoot.ReadError {
+                warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "proc/meminfo", e.description))
+            } catch {
+                warnings.append(ScanWarning(.forParseError(error), path: "proc/meminfo", "\(error)"))
+            }
             let id = NUMANodeID(rawValue: 0)!
             nodes = [NUMANode(id: id, cpus: online ?? presentCPUs(), memoryBytes: mem, distances: [id: 10])]
         } else {
@@ -83,7 +89,7 @@ public struct SysfsScanner: Sendable {
         let onlineCPUs = online ?? nodeCPUs
         let possibleCPUs = possible ?? onlineCPUs
         return Topology(nodes: nodes, onlineCPUs: onlineCPUs, possibleCPUs: possibleCPUs,
-                        cores: readCores(onlineCPUs))
+                        cores: readCores(onlineCPUs, warnings: &warnings), packages: readPackages(onlineCPUs))
     }
 
     func readNode(_ id: NUMANodeID, order: [NUMANodeID], warnings: inout [ScanWarning]) -> NUMANode {
@@ -132,17 +138,24 @@ public struct SysfsScanner: Sendable {
     }
 
     /// SMT sibling groups from `thread_siblings_list` (or `core_cpus_list`, its newer name).
-    func readCores(_ online: CPUSet) -> [CPUSet] {
+    /// A list that does not parse is a warning and leaves its CPU a core of its own (a missing one is
+    /// silent: old kernels and some captures lack the files).
+    func readCores(_ online: CPUSet, warnings: inout [ScanWarning]) -> [CPUSet] {
         var seen = CPUSet()
         var cores: [CPUSet] = []
         for cpu in online.elements where !seen.contains(cpu) {
             let dir = "\(Self.cpuDir)/cpu\(cpu)/topology"
             var group: CPUSet = [cpu]
             for file in ["thread_siblings_list", "core_cpus_list"] {
-                if let text = try? root.read("\(dir)/\(file)"), let set = try? CPUSet(cpulist: text),
-                   set.contains(cpu) {
-                    group = set.intersection(online)
-                    break
+                guard let text = try? root.read("\(dir)/\(file)") else { continue }
+                do {
+                    let set = try CPUSet(cpulist: text)
+                    if set.contains(cpu) {
+                        group = set.intersection(online)
+                        break
+                    }
+                } catch {
+                    warnings.append(ScanWarning(.forParseError(error), path: "\(dir)/\(file)", "\(error)"))
                 }
             }
             group = group.subtracting(seen)
@@ -262,7 +275,10 @@ public enum LocalityResolver {
             if let node = topology.node(id) {
                 let cpuNodes = topology.nearestCPUNodes(to: id)
                 let cpus = topology.cpus(of: cpuNodes)
-                if node.hasCPUs, let local, !local.isEmpty, local != node.cpus {
+                // An empty or all-CPU local_cpulist says nothing about locality (rule 2 treats it as
+                // unknown), so only a proper subset can disagree; an all-CPU list is what the kernel
+                // shows when the bus has no node and numa_node was written by hand or an override.
+                if node.hasCPUs, let local, !local.isEmpty, !all.isSubset(of: local), local != node.cpus {
                     warnings.append(ScanWarning(.conflict, path: path,
                                                 "numa_node \(id) (CPUs \(node.cpus)) disagrees with local_cpulist \(local); numa_node wins"))
                 }

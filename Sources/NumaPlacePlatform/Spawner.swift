@@ -41,6 +41,7 @@ public struct Spawner: Sendable {
 
     /// The variables the spawner owns in every worker's environment.
     public static let environmentKeys = ["NUMAPLACE_DEVICE", "NUMAPLACE_NODE", "NUMAPLACE_CPUS"]
+    private static let ownedPrefixes = environmentKeys.map { Array(($0 + "=").utf8CString.dropLast()) }
     /// The PATH used when neither the worker's nor the daemon's environment has one.
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -55,7 +56,7 @@ public struct Spawner: Sendable {
         let environment = try buildEnvironment(request)
         let path = try Spawner.resolve(name, path: environment.path)
         let argvC = try CStringArray(request.argv, what: "argv")
-        let envpC = try CStringArray(environment.entries, what: "environment")
+        let envpC = environment.envp
         let pathC = try CStringArray([path], what: "argv[0]")
         let cwdC = try request.workingDirectory.map { dir throws(SpawnError) in try CStringArray([dir], what: "working directory") }
 
@@ -249,44 +250,47 @@ public struct Spawner: Sendable {
 
     // MARK: Preparation
 
+    /// The worker's envp and the PATH to search argv[0] in.
     private struct Environment {
-        var entries: [String]
+        var envp: CStringArray
         var path: String?
     }
 
+    /// The inherited environment (or none), minus every variable the request sets and the spawner's
+    /// own `NUMAPLACE_*`, plus those. Inherited entries are copied byte for byte from `environ`
+    /// without becoming Swift strings: this runs on every spawn.
     private func buildEnvironment(_ request: SpawnRequest) throws(SpawnError) -> Environment {
-        var order: [String] = []
-        var values: [String: String] = [:]
-        func set(_ key: String, _ entry: String) {
-            if values.updateValue(entry, forKey: key) == nil { order.append(key) }
-        }
-        if request.inheritEnvironment, var p = np_environ() {
-            while let entry = p.pointee {
-                let text = String(cString: entry)
-                let key = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? text
-                set(key, text)
-                p += 1
-            }
-        }
-        for (key, value) in request.environment.sorted(by: { $0.key < $1.key }) {
-            guard !key.isEmpty, !key.contains("="), !key.contains("\0"), !value.contains("\0") else {
+        var added: [(key: String, entry: String)] = []
+        for (key, value) in request.environment.sorted(by: { $0.key < $1.key })
+        where !Spawner.environmentKeys.contains(key) {
+            guard !key.isEmpty, !key.utf8.contains(UInt8(ascii: "=")), !key.utf8.contains(0), !value.utf8.contains(0) else {
                 throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "environment variable \"\(key.prefix(64))\"")
             }
-            set(key, "\(key)=\(value)")
+            added.append((key, "\(key)=\(value)"))
         }
-        // The spawner's variables describe this placement only; a stale inherited one must not survive.
-        for key in Spawner.environmentKeys where values.removeValue(forKey: key) != nil {
-            order.removeAll { $0 == key }
-        }
+        // "KEY=" prefixes of every variable the inherited environment must not pass on: the request's,
+        // and the spawner's own, which describe this placement only (a stale inherited one must go).
+        let replaced = Spawner.ownedPrefixes + added.map { Array(($0.key + "=").utf8CString.dropLast()) }
         let placement = request.placement
-        if let device = placement.device { set("NUMAPLACE_DEVICE", "NUMAPLACE_DEVICE=\(device)") }
-        if let node = placement.node { set("NUMAPLACE_NODE", "NUMAPLACE_NODE=\(node)") }
         let cpus = placement.cpus.isEmpty ? savedOriginal.cpus : placement.cpus.intersection(savedOriginal.cpus)
-        set("NUMAPLACE_CPUS", "NUMAPLACE_CPUS=\(cpus.isEmpty ? savedOriginal.cpus : cpus)")
+        if let device = placement.device { added.append(("NUMAPLACE_DEVICE", "NUMAPLACE_DEVICE=\(device)")) }
+        if let node = placement.node { added.append(("NUMAPLACE_NODE", "NUMAPLACE_NODE=\(node)")) }
+        added.append(("NUMAPLACE_CPUS", "NUMAPLACE_CPUS=\(cpus.isEmpty ? savedOriginal.cpus : cpus)"))
 
-        var path: String? = nil
-        if let entry = values["PATH"] { path = String(entry.dropFirst(5)) }
-        return Environment(entries: order.compactMap { values[$0] }, path: path)
+        var pieces: [CStringArray.Piece] = []
+        pieces.reserveCapacity(64)
+        var path: String? = request.environment["PATH"]
+        let needPath = path == nil && !(request.argv.first?.utf8.contains(UInt8(ascii: "/")) ?? true)
+        if request.inheritEnvironment, var p = np_environ() {
+            while let entry = p.pointee {
+                p += 1
+                if replaced.contains(where: { prefix in strncmp(entry, prefix, prefix.count) == 0 }) { continue }
+                if needPath && path == nil && strncmp(entry, "PATH=", 5) == 0 { path = String(cString: entry + 5) }
+                pieces.append(.borrowed(UnsafePointer(entry)))
+            }
+        }
+        pieces += added.map { .owned($0.entry) }
+        return Environment(envp: try CStringArray(pieces, what: "environment"), path: path)
     }
 
     /// execvp(3)'s lookup, done in the parent: a name with a slash is used as is; otherwise the first
@@ -400,31 +404,52 @@ public struct Spawner: Sendable {
 /// NUL-terminated C strings and a NULL-terminated array of pointers to them, as execve takes argv
 /// and envp, in one allocation each; freed with the object.
 final class CStringArray {
+    enum Piece {
+        /// A C string to copy as is (an `environ` entry).
+        case borrowed(UnsafePointer<CChar>)
+        case owned(String)
+    }
+
     let storage: UnsafeMutableBufferPointer<CChar>
     let pointers: UnsafeMutableBufferPointer<UnsafeMutablePointer<CChar>?>
 
-    init(_ strings: [String], what: String) throws(SpawnError) {
-        var total = 0
-        for s in strings {
-            if s.utf8.contains(0) {
-                throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "\(what): a NUL byte in \"\(s.prefix(64))\"")
+    convenience init(_ strings: [String], what: String) throws(SpawnError) {
+        try self.init(strings.map { .owned($0) }, what: what)
+    }
+
+    init(_ pieces: [Piece], what: String) throws(SpawnError) {
+        var lengths: [Int] = []
+        lengths.reserveCapacity(pieces.count)
+        for piece in pieces {
+            switch piece {
+            case .borrowed(let c): lengths.append(strlen(c))
+            case .owned(let s):
+                if s.utf8.contains(0) {
+                    throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "\(what): a NUL byte in \"\(s.prefix(64))\"")
+                }
+                lengths.append(s.utf8.count)
             }
-            total += s.utf8.count + 1
         }
-        storage = .allocate(capacity: max(total, 1))
-        pointers = .allocate(capacity: strings.count + 1)
-        var offset = 0
-        for (i, s) in strings.enumerated() {
-            let start = storage.baseAddress! + offset
-            for byte in s.utf8 {
-                storage[offset] = CChar(bitPattern: byte)
-                offset += 1
+        storage = .allocate(capacity: max(1, lengths.reduce(pieces.count, +)))
+        pointers = .allocate(capacity: pieces.count + 1)
+        guard let base = storage.baseAddress else { preconditionFailure("allocate returned no memory") }
+        var cursor = base
+        for (i, piece) in pieces.enumerated() {
+            pointers[i] = cursor
+            switch piece {
+            case .borrowed(let c): cursor.update(from: c, count: lengths[i])
+            case .owned(let s):
+                var s = s
+                s.withUTF8 { utf8 in
+                    utf8.withMemoryRebound(to: CChar.self) { chars in
+                        if let src = chars.baseAddress { cursor.update(from: src, count: chars.count) }
+                    }
+                }
             }
-            storage[offset] = 0
-            offset += 1
-            pointers[i] = start
+            cursor[lengths[i]] = 0
+            cursor += lengths[i] + 1
         }
-        pointers[strings.count] = nil
+        pointers[pieces.count] = nil
     }
 
     deinit {

@@ -26,8 +26,8 @@ enum FixtureLibrary {
 
     /// The extraction directory: created, filled and registered for removal on first use.
     private static let extractionBase: String = {
-        var template = Array((NSTemporaryDirectory() + "numaplace-fixtures-XXXXXX").utf8CString)
-        let base = mkdtemp(&template).map { String(cString: $0) } ?? NSTemporaryDirectory() + "numaplace-fixtures-\(getpid())"
+        var template = Array((scratchDirectory + "numaplace-fixtures-XXXXXX").utf8CString)
+        let base = mkdtemp(&template).map { String(cString: $0) } ?? scratchDirectory + "numaplace-fixtures-\(getpid())"
         extractionBaseForCleanup = base
         atexit {
             if let base = FixtureLibrary.extractionBaseForCleanup { try? FileManager.default.removeItem(atPath: base) }
@@ -199,12 +199,13 @@ func checkDump(_ dump: DumpView, against facts: MachineFacts) -> (mismatches: [S
 }
 
 /// `check-dump.py`'s own cpulist reader, kept independent of `CPUSet` so the fixture checks do not
-/// test the parser with itself. Test data only: it is given well-formed lists.
+/// test the parser with itself. Ranges end below `CPUSet.limit` (a hostile "0-99999999999" must not
+/// become a set of 10^11 numbers); anything it cannot read becomes -1, which no CPU set holds.
 func independentCPUs(_ text: String?) -> Set<Int> {
     var out = Set<Int>()
     for part in (text ?? "").replacingOccurrences(of: " ", with: "").split(separator: ",") {
         let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
-        if bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a <= b {
+        if bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a <= b, b < CPUSet.limit {
             out.formUnion(a...b)
         } else if let a = Int(part) {
             out.insert(a)

@@ -29,11 +29,11 @@ extension PlatformTests {
             let cpus = try #require(Self.unusableCPUs)
             placement.cpus = cpus
             let spawner = Spawner(savedOriginal: Self.staleSavedOriginal)
+            let request = SpawnRequest(argv: [try Scratch.probePath()], stdout: .null, placement: placement, admission: .strict)
+            // On a named thread, so that a failed child left unreaped would be recognised as ours.
+            let result: Result<SpawnedProcess, SpawnError> = onDedicatedThread { Result { () throws(SpawnError) in try spawner.spawn(request) } }
             #expect(throws: SpawnError(step: .setAffinity, errno: .invalidArgument,
-                                       operation: "sched_setaffinity(CPUs \(cpus))")) {
-                try spawner.spawn(SpawnRequest(argv: [try Scratch.probePath()], stdout: .null, placement: placement,
-                                               admission: .strict))
-            }
+                                       operation: "sched_setaffinity(CPUs \(cpus))")) { try result.get() }
             #expect(zombieChildren().isEmpty)
         }
 

@@ -45,6 +45,8 @@ enum Scratch {
         let path = String(cString: made)
         // World-traversable, so a worker run as another uid can reach the files meant for it.
         chmod(path, 0o755)
+        // Removed when the test process exits, whatever the outcome of the tests.
+        atexit { try? FileManager.default.removeItem(atPath: Scratch.dir) }
         return path
     }()
 
@@ -166,11 +168,19 @@ func runProbe(_ spawner: Spawner, placement: PlacementDecision, admission: Admis
     return (report, process, status)
 }
 
+/// The name (comm) of the threads `onDedicatedThread` makes. A child that fails before execve keeps
+/// its spawning thread's name, which is how `zombieChildren` tells this target's children apart.
+let dedicatedThreadName = "np-test-spawner"
+
 /// Runs `body` on a new pthread and returns its result: thread affinity, memory policy and seccomp
 /// filters are per thread, so what a test does to this thread dies with it.
 func onDedicatedThread<T>(_ body: @escaping () -> T) -> T {
     var result: T?
-    let work = ThreadWork { result = body() }
+    let work = ThreadWork {
+        // PR_SET_NAME (15): the thread's comm, inherited by the children it clones.
+        dedicatedThreadName.withCString { _ = np_prctl(15, UInt(bitPattern: $0), 0, 0, 0) }
+        result = body()
+    }
     var thread = pthread_t()
     let arg = Unmanaged.passRetained(work).toOpaque()
     let rc = pthread_create(&thread, nil, { raw in
@@ -202,19 +212,29 @@ func openDescriptors() -> [Int32: String] {
     return out.filter { $0.value != "?" }
 }
 
-/// Children of this process that are zombies (state Z in /proc/<pid>/stat).
+/// The descriptors of the kinds the spawner makes: its report pipe, pidfds, /dev/null. Tests compare
+/// these exactly; other kinds may come and go with tests of other targets running concurrently.
+func spawnerKinds(_ fds: [Int32: String]) -> [Int32: String] {
+    fds.filter { $0.value.hasPrefix("pipe:") || $0.value == "anon_inode:[pidfd]" || $0.value == "/dev/null" }
+}
+
+/// Children of this process that are zombies (state Z in /proc/<pid>/stat) and are ours to judge:
+/// the probe, or a child that failed before execve on a dedicated thread and so still bears its name.
+/// Children of other test targets running concurrently (other names) are left out.
 func zombieChildren() -> [pid_t] {
     let me = getpid()
+    let names: Set<String> = [dedicatedThreadName, "numaplace-probe"]
     var zombies: [pid_t] = []
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return zombies }
-    for name in names {
-        guard let pid = pid_t(name),
-              let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { continue }
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return zombies }
+    for entry in entries {
+        guard let pid = pid_t(entry),
+              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
         // "pid (comm) S ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+        let comm = String(stat[stat.index(after: open)..<close])
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 2, let ppid = pid_t(fields[1]) else { continue }
-        if ppid == me && fields[0] == "Z" { zombies.append(pid) }
+        if ppid == me && fields[0] == "Z" && names.contains(comm) { zombies.append(pid) }
     }
     return zombies
 }

@@ -96,12 +96,13 @@ struct np_spawn_config {
     const uint32_t *groups;
 };
 
-/* Starts the child with clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD) on a stack of its own;
- * the calling thread is suspended until the child has called execve or exited (clone(2)).
+/* Starts the child with clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD) on a 16 KiB stack carved
+ * from the caller's own stack frame; the calling thread is suspended until the child has called
+ * execve or exited (clone(2)), so the caller's stack needs that much room.
  * Every signal is blocked in the calling thread around the clone so that no handler of the parent
  * runs on the child's stack before the child has reset its dispositions.
  * On success stores the pid and a pidfd (O_CLOEXEC) and returns 0. The child's failures arrive on
- * the report pipe, not here: -1 and errno mean the clone itself (or its stack) failed. */
+ * the report pipe, not here: -1 and errno mean the clone itself failed. */
 int np_spawn(const struct np_spawn_config *config, pid_t *pid, int *pidfd);
 
 /* ------------------------------------------------------------------------------------------------
