@@ -166,7 +166,8 @@ class BusyboxSession:
     def seed(self, memory, policy):
         """Check 2: the daemon is pinned to node 0 with MPOL_BIND node 0; the worker for the node-1 device
         must run on CPUs 2-3 with its memory policy on node 1, and its page must land on node 1."""
-        worker, probe = self.spawn_probe('--device %s' % GPU, memory, memory)
+        # the probe stays 2 s after printing so that the daemon's read-back of numa_maps finds it alive
+        worker, probe = self.spawn_probe('--device %s' % GPU, memory, memory, probe_args='sleep 2')
         check_placement(probe, worker, '2-3', policy, [1])
         env = probe.get('env', {})
         expect(env.get('NUMAPLACE_DEVICE') == GPU and env.get('NUMAPLACE_NODE') == '1'
@@ -212,7 +213,7 @@ class BusyboxSession:
                and parse_cpulist(d.get('cpus', '')) == {2, 3},
                'device on node 2: numaNode %s locality %s placementNodes %s cpus %r; expected 2 node [1] 2-3'
                % (d.get('numaNode'), d.get('locality'), d.get('placementNodes'), d.get('cpus')))
-        worker, probe = self.spawn_probe('--device %s' % CPULESS, 'bind', 'cpuless')
+        worker, probe = self.spawn_probe('--device %s' % CPULESS, 'bind', 'cpuless', probe_args='sleep 2')
         check_placement(probe, worker, '2-3', 'bind', [1])
         unknown = self.ctl.call('devices --kind accelerator').get('devices', [])
         u = next((x for x in unknown if x.get('address') == UNKNOWN), None)

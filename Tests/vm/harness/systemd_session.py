@@ -141,7 +141,7 @@ class SystemdSession:
     def journal_fields(self):
         """journalctl -o json has structured records: MESSAGE_ID on events, DEVICE and NUMA_NODE on a device
         record, WORKER_PID on the record of a worker this check spawns."""
-        worker, probe = self.spawn('journal')
+        worker, probe = self.spawn('journal', probe_args='sleep 2')
         check_placement(probe, worker, '2-3', 'bind', [1])
         pid = str(worker['pid'])
         time.sleep(1)   # journald stores asynchronously
