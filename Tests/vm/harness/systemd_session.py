@@ -59,7 +59,7 @@ class SystemdSession:
         /tmp or, with PrivateTmp=yes, /tmp/systemd-private-*-numaplaced.service-*/tmp."""
         paths = '/tmp/%s /tmp/systemd-private-*-numaplaced.service-*/tmp/%s' % (name, name)
         out = self.agent.check('i=0; until cat %s 2>/dev/null | grep -q "}"; do sleep 0.05; i=$((i+1)); '
-                               '[ $i -gt %d ] && exit 1; done; cat %s 2>/dev/null' % (paths, timeout * 20, paths),
+                               '[ $i -gt %d ] && exit 1; done; cat %s 2>/dev/null; true' % (paths, timeout * 20, paths),
                                timeout + 10)
         lines = [l for l in out.splitlines() if l.startswith('{')]
         expect(len(lines) == 1, 'probe output %s: %r' % (name, out[:300]))
