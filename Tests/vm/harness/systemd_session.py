@@ -195,8 +195,27 @@ class SystemdSession:
         events = [t for t, ev in monitor_events(self.agent, MONITOR_LOG)
                   if ev.get('kind') == 'deviceAdded' and ev.get('address') == addr]
         lat = (events[0] - kernel[0]) / 1000.0 if kernel and events else None
-        return 'add to event %.2fs, remove to event %.2fs, kernel uevent to Monitor event %s ms' % (
-            add_s, del_s, '%.0f' % lat if lat is not None else '?')
+
+        # The events come from udevd, after its rules, not from the kernel directly: with udevd stopped a
+        # hot-added device stays unseen; once udevd runs again and replays the add, the daemon reports it.
+        self.sh('systemctl stop systemd-udevd-kernel.socket systemd-udevd-control.socket systemd-udevd.service')
+        self.vm.qmp.device_add('secondary-vga', 'sdhp2', bus)
+        wait_guest(self.agent, '[ -e /sys/bus/pci/devices/%s ]' % addr, 30, 'second add in sysfs')
+        time.sleep(3)
+        seen = count_lines(self.agent, MONITOR_LOG, 'deviceAdded', addr)
+        self.sh('systemctl start systemd-udevd.service systemd-udevd-kernel.socket systemd-udevd-control.socket; '
+                'udevadm trigger --action=add /sys/bus/pci/devices/%s; udevadm settle' % addr, 60)
+        expect(seen == 1, 'the daemon reported the device while udevd was stopped: not the udev event source')
+        wait_guest(self.agent, '[ $(grep -F deviceAdded %s | grep -cF %s) -ge 2 ]' % (MONITOR_LOG, addr), 30,
+                   'deviceAdded after udevd replayed the add')
+        self.vm.qmp.device_del('sdhp2')
+        self.agent.run('echo 0 > /sys/bus/pci/slots/%s/power' % slot)
+        self.vm.qmp.wait_event('DEVICE_DELETED', 30, device='sdhp2')
+        wait_guest(self.agent, '[ $(grep -F deviceRemoved %s | grep -cF %s) -ge 2 ]' % (MONITOR_LOG, addr), 30,
+                   'second deviceRemoved')
+        return 'add to event %.2fs, remove to event %.2fs, kernel uevent to Monitor event %s ms; ' \
+               'nothing while udevd was stopped, reported after its replay' % (
+                   add_s, del_s, '%.0f' % lat if lat is not None else '?')
 
     def restart_adopt(self):
         """systemctl restart numaplaced leaves a running worker alive, and the new daemon re-adopts it."""
