@@ -31,6 +31,8 @@ def main():
     report = Report(log)
     kernel = os.path.join(a.work, 'kernel', 'vmlinux')
     t0 = time.monotonic()
+    import selftest
+    report.run('harness-selftest', selftest.run)
     for f in a.setup_failure:
         name, _, reason = f.partition(': ')
         report.fail(name, reason)
