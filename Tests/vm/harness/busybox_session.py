@@ -115,11 +115,14 @@ class BusyboxSession:
         self.daemon_pid = pid[0]
         own = a.check('grep -E "Cpus_allowed_list|Mems_allowed_list" /proc/%s/status' % self.daemon_pid)
         expect('Cpus_allowed_list:\t0-1' in own, 'the daemon is not pinned to node 0 as the test needs: %s' % own)
+        # and its memory policy is MPOL_BIND node 0 (numa_maps shows the policy of each mapping)
+        rc, _ = a.run('grep -q " bind:0 " /proc/%s/numa_maps' % self.daemon_pid)
+        expect(rc == 0, 'the daemon\'s mappings show no bind:0 policy; the seed scenario needs it')
         # the Monitor stream, timestamped on arrival, for checks 3 and the latency numbers
         a.check('setsid sh -c "%s | vmtool stamp > %s 2>&1" </dev/null >/dev/null 2>&1 &'
                 % (self.ctl.command('monitor'), MONITOR_LOG))
         wait_guest(a, 'grep -q "ready" %s' % MONITOR_LOG, 30, 'the Monitor stream\'s ready event')
-        return 'pinned to CPUs 0-1, eventSource %s' % status.get('eventSource')
+        return 'pinned to CPUs 0-1 with MPOL_BIND node 0, eventSource %s' % status.get('eventSource')
 
     def topology(self):
         """Check 1: GetTopology equals sysfs (three nodes, one without CPUs), devices included."""
