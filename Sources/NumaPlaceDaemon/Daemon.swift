@@ -111,7 +111,15 @@ public final class Daemon: @unchecked Sendable {
         let activatedSocket = try ListenFDs.take(unsetEnvironment: true).first
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         if options.root.isLiveHost, options.eventSource != "none" {
-            eventSource = options.eventSource ?? configuration.eventSource.rawValue
+            let wanted = options.eventSource ?? configuration.eventSource.rawValue
+            // libudev's "udev" source hears nothing when udevd is not running (containers, an
+            // initramfs); the kernel's own uevents still arrive, so use them rather than go deaf.
+            if wanted == "udev" && !FileManager.default.fileExists(atPath: "/run/udev/control") {
+                logger.notice("udevd is not running (no /run/udev/control): taking hotplug events from the kernel")
+                eventSource = "kernel"
+            } else {
+                eventSource = wanted
+            }
         } else {
             eventSource = "none"
         }
