@@ -93,13 +93,7 @@ public final class Daemon: @unchecked Sendable {
             ?? (options.socketPath.map { ($0 as NSString).deletingLastPathComponent } ?? configuration.stateDirectory)
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
-        var limits = WorkerLimits()
-        limits.maxArgvBytes = configuration.limits.maxArgvBytes
-        limits.maxEnvironmentBytes = configuration.limits.maxEnvironmentBytes
-        limits.maxWorkersPerUser = configuration.limits.maxWorkersPerUser
-        var defaults = SpawnDefaults()
-        defaults.memory = configuration.defaultMemoryPolicy
-        defaults.admission = configuration.defaultAdmission
+        let (limits, defaults) = Daemon.workerSettings(configuration)
         supervisor = WorkerSupervisor(
             store: store, hub: hub, stateLog: WorkerStateLog(directory: stateDirectory),
             spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: limits, defaults: defaults,
@@ -147,6 +141,18 @@ public final class Daemon: @unchecked Sendable {
         reloadBox.reload = { [weak self] in await self?.reload() }
     }
 
+    /// The supervisor's limits and defaults from `[Limits]` and `[Placement]`.
+    static func workerSettings(_ c: Configuration) -> (WorkerLimits, SpawnDefaults) {
+        var limits = WorkerLimits()
+        limits.maxArgvBytes = c.limits.maxArgvBytes
+        limits.maxEnvironmentBytes = c.limits.maxEnvironmentBytes
+        limits.maxWorkersPerUser = c.limits.maxWorkersPerUser
+        var defaults = SpawnDefaults()
+        defaults.memory = c.defaultMemoryPolicy
+        defaults.admission = c.defaultAdmission
+        return (limits, defaults)
+    }
+
     final class ReloadBox: @unchecked Sendable {
         var reload: (@Sendable () async -> String?)?
     }
@@ -169,13 +175,7 @@ public final class Daemon: @unchecked Sendable {
             configState.configuration = c
             configState.files = files
         }
-        var limits = WorkerLimits()
-        limits.maxArgvBytes = c.limits.maxArgvBytes
-        limits.maxEnvironmentBytes = c.limits.maxEnvironmentBytes
-        limits.maxWorkersPerUser = c.limits.maxWorkersPerUser
-        var defaults = SpawnDefaults()
-        defaults.memory = c.defaultMemoryPolicy
-        defaults.admission = c.defaultAdmission
+        let (limits, defaults) = Daemon.workerSettings(c)
         await supervisor.configure(limits: limits, defaults: defaults)
         await store.reconfigure(classifier: c.classifier, nodeOverrides: c.localityOverrides, workerCPUs: c.workerCPUs)
         hub.publish(kind: "configurationReloaded")
