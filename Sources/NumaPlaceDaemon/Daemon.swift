@@ -84,9 +84,8 @@ public final class Daemon: @unchecked Sendable {
         self.logger = logger
         configState = ConfigState(configuration, configurationFiles)
         hub = EventHub(maxBacklog: configuration.limits.maxMonitorBacklog)
-        var scanner = SysfsScanner(root: options.root, classifier: configuration.classifier,
+        let scanner = SysfsScanner(root: options.root, classifier: configuration.classifier,
                                    nodeOverrides: configuration.localityOverrides)
-        scanner.classifier = configuration.classifier
         store = TopologyStore(scanner: scanner, savedOriginal: savedOriginal, workerCPUs: configuration.workerCPUs,
                               hub: hub, initial: inventory)
         let stateDirectory = options.stateDirectory
