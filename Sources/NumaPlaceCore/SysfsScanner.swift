@@ -89,7 +89,7 @@ public struct SysfsScanner: Sendable {
         let onlineCPUs = online ?? nodeCPUs
         let possibleCPUs = possible ?? onlineCPUs
         return Topology(nodes: nodes, onlineCPUs: onlineCPUs, possibleCPUs: possibleCPUs,
-                        cores: readCores(onlineCPUs, warnings: &warnings))
+                        cores: readCores(onlineCPUs, warnings: &warnings), packages: readPackages(onlineCPUs))
     }
 
     func readNode(_ id: NUMANodeID, order: [NUMANodeID], warnings: inout [ScanWarning]) -> NUMANode {

@@ -27,12 +27,18 @@ public struct Topology: Hashable, Sendable {
     /// Physical cores as SMT sibling groups (`thread_siblings_list`), sorted by first CPU.
     /// A CPU whose topology could not be read forms a group of its own.
     public var cores: [CPUSet]
+    /// Online CPUs of each processor package (socket, `physical_package_id`), sorted by first CPU;
+    /// empty when sysfs does not say for every online CPU. Package numbering may interleave with node
+    /// numbering (even CPUs on one socket, odd on the other), so this is not derivable from `nodes`.
+    public var packages: [CPUSet]
 
-    public init(nodes: [NUMANode], onlineCPUs: CPUSet, possibleCPUs: CPUSet, cores: [CPUSet]) {
+    public init(nodes: [NUMANode], onlineCPUs: CPUSet, possibleCPUs: CPUSet, cores: [CPUSet],
+                packages: [CPUSet] = []) {
         self.nodes = nodes.sorted { $0.id < $1.id }
         self.onlineCPUs = onlineCPUs
         self.possibleCPUs = possibleCPUs
         self.cores = cores
+        self.packages = packages.sorted { ($0.first ?? Int.max) < ($1.first ?? Int.max) }
     }
 
     public func node(_ id: NUMANodeID) -> NUMANode? { nodes.first { $0.id == id } }

@@ -84,22 +84,15 @@ public final class Daemon: @unchecked Sendable {
         self.logger = logger
         configState = ConfigState(configuration, configurationFiles)
         hub = EventHub(maxBacklog: configuration.limits.maxMonitorBacklog)
-        var scanner = SysfsScanner(root: options.root, classifier: configuration.classifier,
+        let scanner = SysfsScanner(root: options.root, classifier: configuration.classifier,
                                    nodeOverrides: configuration.localityOverrides)
-        scanner.classifier = configuration.classifier
         store = TopologyStore(scanner: scanner, savedOriginal: savedOriginal, workerCPUs: configuration.workerCPUs,
                               hub: hub, initial: inventory)
         let stateDirectory = options.stateDirectory
             ?? (options.socketPath.map { ($0 as NSString).deletingLastPathComponent } ?? configuration.stateDirectory)
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
-        var limits = WorkerLimits()
-        limits.maxArgvBytes = configuration.limits.maxArgvBytes
-        limits.maxEnvironmentBytes = configuration.limits.maxEnvironmentBytes
-        limits.maxWorkersPerUser = configuration.limits.maxWorkersPerUser
-        var defaults = SpawnDefaults()
-        defaults.memory = configuration.defaultMemoryPolicy
-        defaults.admission = configuration.defaultAdmission
+        let (limits, defaults) = Daemon.workerSettings(configuration)
         supervisor = WorkerSupervisor(
             store: store, hub: hub, stateLog: WorkerStateLog(directory: stateDirectory),
             spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: limits, defaults: defaults,
@@ -111,7 +104,15 @@ public final class Daemon: @unchecked Sendable {
         let activatedSocket = try ListenFDs.take(unsetEnvironment: true).first
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         if options.root.isLiveHost, options.eventSource != "none" {
-            eventSource = options.eventSource ?? configuration.eventSource.rawValue
+            let wanted = options.eventSource ?? configuration.eventSource.rawValue
+            // libudev's "udev" source hears nothing when udevd is not running (containers, an
+            // initramfs); the kernel's own uevents still arrive, so use them rather than go deaf.
+            if wanted == "udev" && !FileManager.default.fileExists(atPath: "/run/udev/control") {
+                logger.notice("udevd is not running (no /run/udev/control): taking hotplug events from the kernel")
+                eventSource = "kernel"
+            } else {
+                eventSource = wanted
+            }
         } else {
             eventSource = "none"
         }
@@ -139,6 +140,18 @@ public final class Daemon: @unchecked Sendable {
         reloadBox.reload = { [weak self] in await self?.reload() }
     }
 
+    /// The supervisor's limits and defaults from `[Limits]` and `[Placement]`.
+    static func workerSettings(_ c: Configuration) -> (WorkerLimits, SpawnDefaults) {
+        var limits = WorkerLimits()
+        limits.maxArgvBytes = c.limits.maxArgvBytes
+        limits.maxEnvironmentBytes = c.limits.maxEnvironmentBytes
+        limits.maxWorkersPerUser = c.limits.maxWorkersPerUser
+        var defaults = SpawnDefaults()
+        defaults.memory = c.defaultMemoryPolicy
+        defaults.admission = c.defaultAdmission
+        return (limits, defaults)
+    }
+
     final class ReloadBox: @unchecked Sendable {
         var reload: (@Sendable () async -> String?)?
     }
@@ -161,13 +174,7 @@ public final class Daemon: @unchecked Sendable {
             configState.configuration = c
             configState.files = files
         }
-        var limits = WorkerLimits()
-        limits.maxArgvBytes = c.limits.maxArgvBytes
-        limits.maxEnvironmentBytes = c.limits.maxEnvironmentBytes
-        limits.maxWorkersPerUser = c.limits.maxWorkersPerUser
-        var defaults = SpawnDefaults()
-        defaults.memory = c.defaultMemoryPolicy
-        defaults.admission = c.defaultAdmission
+        let (limits, defaults) = Daemon.workerSettings(c)
         await supervisor.configure(limits: limits, defaults: defaults)
         await store.reconfigure(classifier: c.classifier, nodeOverrides: c.localityOverrides, workerCPUs: c.workerCPUs)
         hub.publish(kind: "configurationReloaded")

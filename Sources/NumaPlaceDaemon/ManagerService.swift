@@ -64,9 +64,7 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
         default:
             throw VarlinkError.interfaceNotFound(call.interface)
         }
-        if call.more && call.member != "Monitor" && call.member != "Wait" {
-            // `more` on a method with one reply is allowed: the single reply simply does not continue.
-        }
+        // `more` on a method with one reply is allowed: that single reply simply does not continue.
         switch call.member {
         case "GetTopology":
             _ = try call.parameters(as: Empty.self)

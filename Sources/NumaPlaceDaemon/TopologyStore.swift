@@ -59,11 +59,15 @@ public actor TopologyStore {
     }
 
     /// Re-reads the given devices only (the udev path). A device that is gone, or no longer
-    /// managed, is removed; one that appeared is added.
+    /// managed, is removed; one that appeared is added. A managed device that had an event and is
+    /// still there is announced as `deviceChanged` even when its model is unchanged: the kernel said
+    /// something happened to it (a `change`, a driver `bind`), and a scheduler may care. Several
+    /// events for one device in a burst arrive here as one address, so they make one event.
     public func refresh(_ addresses: Set<PCIAddress>) {
         guard !addresses.isEmpty else { return }
-        let old = inventory.devices.filter { addresses.contains($0.address) }
+        var old = inventory.devices.filter { addresses.contains($0.address) }
         var new: [Device] = []
+        var unread: Set<PCIAddress> = []
         for address in addresses.sorted() {
             switch scanner.readDevice(address, topology: inventory.topology) {
             case .managed(let d):
@@ -72,17 +76,23 @@ public actor TopologyStore {
             case .notManaged, .absent:
                 inventory.update(address, with: nil)
             case .unreadable(let w):
-                // Keep what we had: a transient read failure must not drop a device.
-                if old.contains(where: { $0.address == address }) { continue }
+                // Keep what we had: a transient read failure must not drop a device (nor announce
+                // it as removed: what monitors see must match the table).
+                if old.contains(where: { $0.address == address }) {
+                    unread.insert(address)
+                    continue
+                }
                 inventory.warnings.append(w)
             }
         }
-        let changed = publishDifferences(from: old, to: new)
+        // Nothing was learnt about a device that could not be read: no event for it.
+        old.removeAll { unread.contains($0.address) }
+        let changed = publishDifferences(from: old, to: new, announceUnchanged: true)
         if changed { topologyReplyCache = nil; generation += 1 }
     }
 
     @discardableResult
-    private func publishDifferences(from old: [Device], to new: [Device]) -> Bool {
+    private func publishDifferences(from old: [Device], to new: [Device], announceUnchanged: Bool = false) -> Bool {
         let before = Dictionary(old.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
         let after = Dictionary(new.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
         var changed = false
@@ -95,9 +105,9 @@ public actor TopologyStore {
             case (let d?, nil):
                 hub.publish(kind: "deviceRemoved", address: address.description, device: Manager.Device(d, topology: t))
                 changed = true
-            case (let a?, let b?) where a != b:
+            case (let a?, let b?) where a != b || announceUnchanged:
                 hub.publish(kind: "deviceChanged", address: address.description, device: Manager.Device(b, topology: t))
-                changed = true
+                if a != b { changed = true }
             default:
                 break
             }

@@ -38,12 +38,14 @@ public actor WorkerSupervisor {
         var startTicks: UInt64?
         var cores: [CPUSet]
         var source: DispatchSourceRead?
-        var waiters: [CheckedContinuation<Manager.Worker, Never>] = []
+        /// Pending Wait calls, by a token so that a cancelled one can be taken out.
+        var waiters: [Int: CheckedContinuation<Manager.Worker, Never>] = [:]
     }
 
     private var entries: [String: Entry] = [:]
     private var order: [String] = []
     private var nextID = 1
+    private var nextWaiter = 0
     /// Exclusive cores promised to spawns in flight: the actor is re-entered while a clone is
     /// awaited, and two concurrent requests must not be given the same cores.
     private var inFlight: [String: [CPUSet]] = [:]
@@ -298,6 +300,10 @@ public actor WorkerSupervisor {
                 guard let self else { return }
                 Task { await self.reap(id) }
             }
+            // libdispatch keys its epoll registration by descriptor number and drops it only when the
+            // cancellation completes; closing the pidfd before that lets the next worker's pidfd (same
+            // number) join the stale registration, and that worker's exit is never seen.
+            source.setCancelHandler { withExtendedLifetime(pidfd) {} }
             source.resume()
             entry.source = source
         }
@@ -323,7 +329,8 @@ public actor WorkerSupervisor {
             }
         }
         // The handler suspended the source; libdispatch traps when a suspended source is released,
-        // so cancel it and then resume it once, before the pidfd it watches is closed.
+        // and a suspended source never completes its cancellation, so cancel it and then resume it
+        // once. The pidfd stays open until the cancellation completes (the cancel handler in track).
         entry.source?.cancel()
         entry.source?.resume()
         entry.source = nil
@@ -331,9 +338,9 @@ public actor WorkerSupervisor {
         entry.worker.state = "exited"
         entry.worker.exit = exit
         let waiters = entry.waiters
-        entry.waiters = []
+        entry.waiters = [:]
         entries[id] = entry
-        for w in waiters { w.resume(returning: entry.worker) }
+        for w in waiters.values { w.resume(returning: entry.worker) }
         log.append(WorkerStateLog.Record(op: "exit", id: id, startTicks: nil, worker: nil))
         log.compactIfNeeded(live: liveRecords())
         logger.info("worker \(id) (pid \(entry.worker.pid)) \(exit.how)\(exit.code.map { " with code \($0)" } ?? "")\(exit.signal.map { " by signal \($0)" } ?? "")",
@@ -443,9 +450,25 @@ public actor WorkerSupervisor {
     public func wait(_ id: String, for peer: PeerCredentials) async throws(VarlinkError) -> Manager.Worker {
         let e = try entry(id, for: peer)
         if e.worker.state == "exited" { return e.worker }
-        return await withCheckedContinuation { c in
-            entries[id]?.waiters.append(c)
+        // The server cancels a connection's task when the peer hangs up; a Wait that kept waiting
+        // would pile up (one per connect, Wait, hang-up) until the worker exits. Cancelled, it
+        // returns the worker as it is now, to a peer that is gone.
+        nextWaiter += 1
+        let token = nextWaiter
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { c in
+                entries[id]?.waiters[token] = c
+            }
+        } onCancel: {
+            Task { await self.cancelWait(id, token: token) }
         }
+    }
+
+    /// Ends one pending Wait (its caller was cancelled). Runs after the waiter was registered:
+    /// the actor is not free until `wait` has suspended.
+    private func cancelWait(_ id: String, token: Int) {
+        guard let c = entries[id]?.waiters.removeValue(forKey: token), let worker = entries[id]?.worker else { return }
+        c.resume(returning: worker)
     }
 }
 

@@ -170,6 +170,8 @@ public enum Manager {
         public var onlineCPUs: String
         public var possibleCPUs: String
         public var allowedCPUs: String
+        public var cores: [String]
+        public var packages: [String]
         public var warnings: [String]
 
         public init(_ inventory: Inventory, allowed: AllowedSet?) {
@@ -180,6 +182,8 @@ public enum Manager {
             onlineCPUs = t.onlineCPUs.cpulist
             possibleCPUs = t.possibleCPUs.cpulist
             allowedCPUs = allowed?.cpus.cpulist ?? t.onlineCPUs.cpulist
+            cores = t.cores.map(\.cpulist)
+            packages = t.packages.map(\.cpulist)
             warnings = inventory.allWarnings.map(\.description)
         }
     }

@@ -105,6 +105,11 @@ method GetTopology() -> (
   possibleCPUs: string,
   # The saved original: the CPUs the daemon's cgroup allows, recorded at start.
   allowedCPUs: string,
+  # Physical cores: the SMT sibling groups of the online CPUs, sorted by first CPU.
+  cores: []string,
+  # The online CPUs of each processor package (socket), sorted by first CPU; empty when sysfs
+  # does not say. With cores and nodes, what cluster exports need for hwloc's core order.
+  packages: []string,
   warnings: []string
 )
 

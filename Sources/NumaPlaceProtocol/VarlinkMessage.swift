@@ -28,6 +28,9 @@ public struct VarlinkCall: Sendable {
     /// protocol violation (`VarlinkProtocolError`), which ends the connection.
     public init(bytes: [UInt8]) throws(VarlinkProtocolError) {
         guard jsonNestingDepth(bytes) <= Self.maxNestingDepth else { throw .tooDeep }
+        // JSON text is UTF-8 (RFC 8259 §8.1); the decoder only checks the strings it decodes, so
+        // invalid bytes in a field nobody reads would otherwise pass.
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw .invalidJSON }
         let data = Data(bytes)
         let header: Header
         do {
@@ -84,8 +87,11 @@ public struct VarlinkCall: Sendable {
     }
 
     private static func path(_ keys: [CodingKey]) -> String {
-        let names = keys.filter { $0.stringValue != "parameters" }.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-        return names.isEmpty ? "parameters" : names.joined(separator: ".")
+        // `argv[1]`, `requested.cpus`: an array index follows its field without a dot.
+        let names = keys.filter { $0.stringValue != "parameters" }.reduce(into: "") { path, key in
+            if let i = key.intValue { path += "[\(i)]" } else { path += (path.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return names.isEmpty ? "parameters" : names
     }
 
     private struct Outgoing<P: Encodable>: Encodable {

@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import NumaPlaceCore
+import NumaPlaceProtocol
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the device → CPU map in the formats cluster layers read (Slurm, Kubernetes NFD).",
+        discussion: """
+        From the running daemon (GetTopology), or offline from a sysfs tree with --sysfs-root DIR (a \
+        captured machine, or / for this host without a daemon; offline uses the built-in device classes).
+        """,
+        subcommands: [SlurmGres.self, NFD.self])
+}
+
+/// Where an export reads the model from and where it writes.
+struct ExportOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Scan this sysfs root instead of asking the daemon.", valueName: "dir"))
+    var sysfsRoot: String?
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file (atomically: a hidden temporary file, then a rename) instead of stdout.", valueName: "file"))
+    var output: String?
+}
+
+protocol ExportCommand: ManagerCommand {
+    var export: ExportOptions { get }
+}
+
+extension ExportCommand {
+    /// The model and a phrase naming where it came from.
+    func inventory() throws(CtlError) -> (Inventory, String) {
+        if let dir = export.sysfsRoot {
+            let root = SysfsRoot(dir)
+            guard root.exists("sys/devices/system") || root.exists("sys/bus/pci/devices") else {
+                throw .local("\(dir) holds no sysfs tree (no sys/devices/system or sys/bus/pci/devices under it)")
+            }
+            return (SysfsScanner(root: root).scan(), "the sysfs tree under \(root.path)")
+        }
+        let session = try session()
+        let reply = try session.call("GetTopology").decode(Manager.GetTopologyReply.self)
+        do {
+            return (try reply.inventory(), "numaplaced at \(session.path)")
+        } catch {
+            throw .protocolViolation("GetTopology reply: \(error)")
+        }
+    }
+
+    func emit(_ text: String) throws(CtlError) {
+        guard let path = export.output, path != "-" else { return Output.write(text, to: 1) }
+        try AtomicFile.write(text, to: path)
+    }
+
+    func refuseJSON() throws {
+        if global.json { throw ValidationError("--json does not apply to exports: they write gres.conf and NFD feature files") }
+    }
+}
+
+struct SlurmGres: ExportCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slurm-gres",
+        abstract: "gres.conf lines, one per GPU, with Cores= set to the cores local to it.",
+        discussion: """
+        Cores= are Slurm's logical core indices ("Core L#" in lstopo -l: socket by socket, in sub-NUMA \
+        clusters node by node), not CPU numbers and not the kernel's core_id. A device whose locality is \
+        unknown gets no Cores= and a comment saying so.
+
+        File= needs the device file, which sysfs does not name (NVIDIA minor numbers come from the \
+        driver), so it is written only from --file-pattern: {index} is the device's position among those \
+        exported (PCI order), {address} its PCI address. Without it each line has Count=1.
+
+        Examples:
+          numaplacectl export slurm-gres --file-pattern '/dev/nvidia{index}' --type a100
+          numaplacectl export slurm-gres --kind accelerator --name ve --sysfs-root /tmp/machine
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var export: ExportOptions
+
+    @Option(name: .long, help: "Device kinds to list (repeatable; default gpu).")
+    var kind: [DeviceKind] = []
+
+    @Option(name: .long, help: "The GRES name (Name=).")
+    var name: String = "gpu"
+
+    @Option(name: .long, help: "Type= for every line (a100, p100, …).")
+    var type: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only devices of this PCI vendor: hex id (10de) or name (nvidia).", valueName: "vendor"))
+    var vendor: String?
+
+    @Option(name: .long, help: ArgumentHelp("File= from this pattern ({index}, {address}).", valueName: "pattern"))
+    var filePattern: String?
+
+    @Option(name: .long, help: "Start every line with NodeName=NAME.")
+    var nodeName: String?
+
+    var exporter: SlurmGresExport {
+        get throws {
+            SlurmGresExport(name: name, type: type, kinds: kind.isEmpty ? [.gpu] : kind,
+                            vendor: try vendor.map(Self.vendorID), filePattern: filePattern, nodeName: nodeName)
+        }
+    }
+
+    static func vendorID(_ text: String) throws -> UInt16 {
+        var t = Substring(text.lowercased())
+        if t.hasPrefix("0x") { t = t.dropFirst(2) }
+        if t.count == 4, let id = UInt16(t, radix: 16) { return id }
+        if let id = DeviceClassifier.vendorNames.first(where: { $0.value.lowercased() == text.lowercased() })?.key {
+            return id
+        }
+        throw ValidationError("--vendor \(text): expected a 4-digit hex PCI vendor id (10de) or a known name (nvidia, amd, intel, …)")
+    }
+
+    func validate() throws {
+        try refuseJSON()
+        do { try exporter.validate() } catch let e as SlurmGresExport.OptionError { throw ValidationError(e.description) }
+    }
+
+    func run() throws {
+        let exporter = try exporter
+        let (inventory, source) = try inventory()
+        try emit(exporter.render(inventory, source: source))
+    }
+}
+
+struct NFD: ExportCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nfd",
+        abstract: "A Node Feature Discovery feature file (name=value lines) for nfd-worker's local source.",
+        discussion: """
+        Install it as /etc/kubernetes/node-feature-discovery/features.d/numaplaced; every line becomes a \
+        node label. Names and values are valid Kubernetes labels: addresses are written 0000_3b_00_0 and CPU \
+        lists 0-7_16-23. NFD v0.13 and newer accept the numaplaced.io namespace; older nfd-master needs \
+        -extra-label-ns=numaplaced.io.
+
+        Examples:
+          numaplacectl export nfd -o features.d/numaplaced
+          numaplacectl export nfd --sysfs-root /tmp/machine
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var export: ExportOptions
+
+    @Option(name: .long, help: "The label namespace.")
+    var prefix: String = "numaplaced.io"
+
+    func validate() throws {
+        try refuseJSON()
+        do { try NFDFeatureExport(prefix: prefix).validate() } catch { throw ValidationError(error.description) }
+    }
+
+    func run() throws {
+        let (inventory, source) = try inventory()
+        try emit(NFDFeatureExport(prefix: prefix).render(inventory, source: source))
+    }
+}
+
+/// Writes a file so that readers see the old or the new content, never a part: a hidden temporary
+/// file beside it (NFD ignores dot files), fsync, rename.
+enum AtomicFile {
+    static func write(_ text: String, to path: String) throws(CtlError) {
+        let dir: String, base: String
+        if let slash = path.lastIndex(of: "/") {
+            dir = slash == path.startIndex ? "/" : String(path[..<slash])
+            base = String(path[path.index(after: slash)...])
+        } else {
+            dir = "."
+            base = path
+        }
+        guard !base.isEmpty else { throw .usage("--output \(path): names a directory, not a file") }
+        let temp = (dir == "/" ? "" : dir) + "/.\(base).numaplacectl-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .local("cannot create \(temp): \(String(cString: strerror(errno)))") }
+        var ok = true
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty, ok {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                ok = false
+            } else {
+                bytes = bytes.dropFirst(n)
+            }
+        }
+        let e = errno
+        if ok && fsync(fd) != 0 { ok = false }
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            let why = String(cString: strerror(ok ? errno : e))
+            unlink(temp)
+            throw .local("cannot write \(path): \(why)")
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import ArgumentParser
+import Foundation
+import NumaPlaceCore
+import NumaPlaceProtocol
+
+struct Spawn: ManagerCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a command as a worker placed on a device's node, a node, or a CPU list.",
+        discussion: """
+        The daemon starts the command with your uid, gid and groups, your environment and working \
+        directory (unless --clear-env / --cwd say otherwise), pinned to the target's CPUs with the memory \
+        policy asked for, and reports the placement it read back from /proc. Workers see NUMAPLACE_DEVICE, \
+        NUMAPLACE_NODE and NUMAPLACE_CPUS. Without a target a worker gets every CPU the daemon may give.
+
+        stdin, stdout and stderr are null (the default), inherit (the daemon's own), journal (stdout and \
+        stderr only; the worker's identifier is --name) or a file path (stdout and stderr append).
+
+        With --wait numaplacectl waits for the worker and exits with its exit code, or 128 + the signal \
+        that killed it. Interrupting numaplacectl stops the waiting, not the worker (numaplacectl kill ID).
+
+        Examples:
+          numaplacectl spawn --device 3b:00.0 -- python3 serve.py --port 8000
+          numaplacectl spawn --node 1 --memory bind --exclusive-cores 4 -- ./shard
+          numaplacectl spawn --cpus 0-3 --wait -- ./bench
+        """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .long, help: ArgumentHelp("Place on the node of this PCI device (any address spelling).", valueName: "address"))
+    var device: String?
+
+    @Option(name: .long, help: "Place on this NUMA node.")
+    var node: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Place on these CPUs (a cpulist such as 0-3,8).", valueName: "list"))
+    var cpus: String?
+
+    @Option(name: .long, help: "Memory policy: preferred (the default), bind, interleave or none.")
+    var memory: MemoryPolicyMode?
+
+    @Option(name: .long, help: ArgumentHelp("Reserve this many whole cores for the worker alone.", valueName: "n"))
+    var exclusiveCores: Int?
+
+    @Option(name: .long, help: "strict (fail when the placement cannot be applied exactly; the default) or best-effort.")
+    var admission: Admission?
+
+    @Option(name: .long, help: ArgumentHelp("The worker's stdin: null or inherit (or a file).", valueName: "null|inherit|path"))
+    var stdin: String?
+
+    @Option(name: .long, help: ArgumentHelp("The worker's stdout.", valueName: "null|inherit|journal|path"))
+    var stdout: String?
+
+    @Option(name: .long, help: ArgumentHelp("The worker's stderr.", valueName: "null|inherit|journal|path"))
+    var stderr: String?
+
+    @Option(name: .long, help: "A name for the worker (its journal identifier).")
+    var name: String?
+
+    @Option(name: .long, help: "Run as this user (root only).")
+    var user: String?
+
+    @Flag(name: .long, help: "Start the worker with an empty environment (plus --env) instead of this one's.")
+    var clearEnv = false
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Set a variable for the worker (repeatable).", valueName: "name=value"))
+    var env: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The worker's working directory (default: this one's).", valueName: "dir"))
+    var cwd: String?
+
+    @Flag(name: .long, help: "Wait for the worker and exit with its status.")
+    var wait = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
+    var command: [String] = []
+
+    func validate() throws {
+        guard !command.isEmpty, !(command.first ?? "").isEmpty else {
+            throw ValidationError("give the command to start after --, as in: numaplacectl spawn --node 0 -- /bin/true")
+        }
+        let targets = [device != nil, node != nil, cpus != nil].filter { $0 }.count
+        guard targets <= 1 else { throw ValidationError("give at most one of --device, --node and --cpus") }
+        if let device {
+            do { _ = try PCIAddress(parsing: device) } catch { throw ValidationError(error.description) }
+        }
+        if let cpus {
+            do { _ = try CPUSet(cpulist: cpus) } catch { throw ValidationError("--cpus \(cpus): \(error)") }
+        }
+        if let n = exclusiveCores, n < 0 { throw ValidationError("--exclusive-cores must not be negative") }
+        for e in env where !(e.firstIndex(of: "=").map { $0 != e.startIndex } ?? false) {
+            throw ValidationError("--env \(e): expected NAME=value")
+        }
+        for (option, value, journal) in [("--stdin", stdin, false), ("--stdout", stdout, true), ("--stderr", stderr, true)] {
+            guard let value else { continue }
+            if value == "journal" && !journal { throw ValidationError("\(option) cannot read from the journal") }
+            if value.isEmpty { throw ValidationError("\(option) needs null, inherit, journal or a path") }
+        }
+    }
+
+    /// `null`, `inherit` and `journal` pass as they are; anything else is a path, made absolute
+    /// against our working directory (the daemon's is not ours).
+    static func stdio(_ value: String?, cwd: String) -> String? {
+        guard let value else { return nil }
+        if ["null", "inherit", "journal"].contains(value) || value.hasPrefix("/") { return value }
+        return absolute(value, cwd: cwd)
+    }
+
+    static func absolute(_ path: String, cwd: String) -> String {
+        path.hasPrefix("/") ? path : (cwd.hasSuffix("/") ? cwd : cwd + "/") + path
+    }
+
+    func parameters() throws(CtlError) -> Manager.SpawnParameters {
+        let here = FileManager.default.currentDirectoryPath
+        var environment: [String] = []
+        if !clearEnv {
+            environment = ProcessInfo.processInfo.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        }
+        for e in env {
+            let key = e.prefix { $0 != "=" }
+            environment.removeAll { $0.hasPrefix(key + "=") }
+            environment.append(e)
+        }
+        guard here.hasPrefix("/") || (cwd?.hasPrefix("/") ?? false) else {
+            throw .usage("cannot tell the current directory; give --cwd with an absolute path")
+        }
+        let workingDirectory = cwd.map { Self.absolute($0, cwd: here) } ?? here
+        if !clearEnv && !env.contains(where: { $0.hasPrefix("PWD=") }) {
+            // Ours named our directory; the worker's names its own.
+            environment.removeAll { $0.hasPrefix("PWD=") }
+            environment.append("PWD=\(workingDirectory)")
+        }
+        return Manager.SpawnParameters(
+            argv: command, device: device, node: node, cpus: cpus, environment: environment,
+            workingDirectory: workingDirectory, memory: memory?.rawValue,
+            exclusiveCores: exclusiveCores, admission: admission?.rawValue,
+            stdin: Self.stdio(stdin, cwd: here), stdout: Self.stdio(stdout, cwd: here),
+            stderr: Self.stdio(stderr, cwd: here), user: user, name: name)
+    }
+
+    func run() throws {
+        let session = try session()
+        let started = try session.call("Spawn", try parameters())
+        guard wait else {
+            if global.json { return Output.json(started.parameters) }
+            let w = try started.decode(Manager.WorkerReply.self).worker
+            Format.workerDetails(w).forEach { Output.line($0) }
+            return
+        }
+        if !global.json {
+            let w = try started.decode(Manager.WorkerReply.self).worker
+            Format.workerDetails(w).forEach { Output.line($0) }
+        }
+        let id = try started.decode(Manager.WorkerReply.self).worker.id
+        let done = try session.call("Wait", Manager.WorkerIDParameters(id: id))
+        let w = try done.decode(Manager.WorkerReply.self).worker
+        if global.json {
+            Output.json(done.parameters)
+        } else {
+            Output.line("worker \(w.id) \(Format.exit(w.exit))")
+        }
+        throw WorkerExit(code: Self.exitCode(w.exit))
+    }
+
+    /// The shell's convention: the exit code, or 128 + the signal; an unknown status is an error (1).
+    static func exitCode(_ e: Manager.ExitStatus?) -> Int32 {
+        switch (e?.how, e?.code, e?.signal) {
+        case ("exited", let code?, _): return Int32(truncatingIfNeeded: code & 0xff)
+        case ("killed", _, let signal?): return Int32(truncatingIfNeeded: 128 + signal)
+        default: return ExitStatus.errorReply
+        }
+    }
+}
+
+extension MemoryPolicyMode: ExpressibleByArgument {}
+extension Admission: ExpressibleByArgument {}
