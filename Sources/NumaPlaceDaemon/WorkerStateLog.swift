@@ -88,7 +88,10 @@ public final class WorkerStateLog: @unchecked Sendable {
     }
 
     /// Rewrites the log with only `live` when it has grown past `threshold` lines beyond them.
-    public func compactIfNeeded(live: [Record], threshold: Int = 4096) {
+    /// `live` is only evaluated when the log may need it (building it walks the worker table).
+    public func compactIfNeeded(live: @autoclosure () -> [Record], threshold: Int = 4096) {
+        guard lines > threshold else { return }
+        let live = live()
         guard lines > live.count + threshold else { return }
         let tmp = path + ".tmp"
         var out = Data()
