@@ -12,7 +12,15 @@ public func fuzzSysfs(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = try? SysfsParsers.distances(text)
     _ = try? SysfsParsers.memTotal(text)
     _ = SysfsParsers.cgroupLines(text)
-    _ = SysfsParsers.statusField("Cpus_allowed_list", in: text)
+    // statusField scans bytes; on ASCII text without CR (a CR LF is one Character, so a
+    // Character split keeps it whole) it must find what a split into lines finds.
+    if text.utf8.allSatisfy({ $0 < 0x80 && $0 != 13 }) {
+        for name in ["Cpus_allowed_list", "Name", "A"] {
+            let reference = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") })
+                .map { trim($0.dropFirst(name.count + 1)) }
+            precondition(SysfsParsers.statusField(name, in: text) == reference, "statusField(\(name))")
+        }
+    }
     _ = SysfsParsers.numaMapsPolicy(text)
 
     if let set = try? SysfsParsers.cpulist(text) {
@@ -43,4 +51,11 @@ public func fuzzSysfs(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = try? PCIAddress(parsing: line)
     }
     return 0
+}
+
+private func trim(_ s: Substring) -> Substring {
+    var t = s
+    while let f = t.first, f == " " || f == "\n" || f == "\t" || f == "\r" { t = t.dropFirst() }
+    while let l = t.last, l == " " || l == "\n" || l == "\t" || l == "\r" { t = t.dropLast() }
+    return t
 }
