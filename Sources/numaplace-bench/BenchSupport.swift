@@ -37,6 +37,23 @@ enum Bench {
         }
     }
 
+    /// A comparison of a figure with another of the same benchmark: ratio = this / anchor (medians,
+    /// or values), met when within `max` / `min`.
+    struct Anchor: Codable {
+        var figure: String
+        var max: Double?
+        var min: Double?
+        /// The benchmark holding `figure`, by the start of its title; nil: this one.
+        var benchmark: String?
+
+        init(figure: String, max: Double? = nil, min: Double? = nil, benchmark: String? = nil) {
+            self.figure = figure
+            self.max = max
+            self.min = min
+            self.benchmark = benchmark
+        }
+    }
+
     /// One measured figure, printed as a line the benchmark script collects (`RESULT {json}`).
     struct Figure: Codable {
         var benchmark: String
@@ -46,9 +63,10 @@ enum Bench {
         var p99: Double?
         var value: Double?
         var count: Int?
-        /// The figure this one is compared with (same benchmark), and the target for the ratio.
-        var anchor: String?
-        var target: String?
+        var anchors: [Anchor] = []
+        /// An absolute target on `targetOn` ("median", "p99" or "value"): at most `targetMax`.
+        var targetMax: Double?
+        var targetOn: String?
         var note: String?
     }
 
@@ -61,10 +79,20 @@ enum Bench {
         }
     }
 
-    static func emit(_ benchmark: String, _ name: String, seconds s: Summary, anchor: String? = nil,
-                     target: String? = nil, note: String? = nil) {
-        emit(Figure(benchmark: benchmark, name: name, unit: "µs", median: s.median * 1e6, p99: s.p99 * 1e6,
-                    value: nil, count: s.count, anchor: anchor, target: target, note: note))
+    /// A latency figure from samples in seconds, reported in `unit` (µs or ms).
+    static func emit(_ benchmark: String, _ name: String, seconds s: Summary, unit: String = "µs",
+                     anchors: [Anchor] = [], targetMax: Double? = nil, targetOn: String? = nil, note: String? = nil) {
+        let scale = unit == "ms" ? 1e3 : 1e6
+        emit(Figure(benchmark: benchmark, name: name, unit: unit, median: s.median * scale, p99: s.p99 * scale,
+                    value: nil, count: s.count, anchors: anchors, targetMax: targetMax, targetOn: targetOn, note: note))
+        print("  \(name): median \(fmt(s.median * scale)) \(unit), p99 \(fmt(s.p99 * scale)) \(unit) (\(s.count) samples)")
+    }
+
+    static func emit(_ benchmark: String, _ name: String, value: Double, unit: String, count: Int? = nil,
+                     anchors: [Anchor] = [], targetMax: Double? = nil, note: String? = nil) {
+        emit(Figure(benchmark: benchmark, name: name, unit: unit, median: nil, p99: nil, value: value, count: count,
+                    anchors: anchors, targetMax: targetMax, targetOn: targetMax == nil ? nil : "value", note: note))
+        print("  \(name): \(fmt(value)) \(unit)")
     }
 
     // MARK: /proc of another process
@@ -123,6 +151,11 @@ enum Bench {
             path = argv[0]
             pointers = argv.map { strdup($0) } + [nil]
         }
+        /// An environment block (no executable path).
+        init(_ entries: [String], terminatedOnly: Bool) {
+            path = ""
+            pointers = entries.map { strdup($0) } + [nil]
+        }
         deinit { for p in pointers { free(p) } }
     }
 
@@ -138,6 +171,42 @@ enum Bench {
             guard errno == EINTR else { throw Failure("waitpid: \(Errno.current)") }
         }
         guard status == 0 else { throw Failure("\(argv.path): wait status \(status)") }
+    }
+
+    /// posix_spawn(3) with `environment` (nil: ours) and stdout on /dev/null, then waitpid(2).
+    static func posixSpawnAndWait(_ argv: CArgv, environment: CArgv?, quiet: Bool) throws {
+        var pid: pid_t = 0
+        var args = argv.pointers
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if quiet { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
+        let rc: Int32
+        if let environment {
+            var env = environment.pointers
+            rc = posix_spawn(&pid, argv.path, &actions, nil, &args, &env)
+        } else {
+            rc = posix_spawn(&pid, argv.path, &actions, nil, &args, environ)
+        }
+        guard rc == 0 else { throw Failure("posix_spawn \(argv.path): \(Errno(rc))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw Failure("waitpid: \(Errno.current)") }
+        }
+        guard status == 0 else { throw Failure("\(argv.path): wait status \(status)") }
+    }
+
+    /// Our environment plus `extra` (KEY=value), as C strings for posix_spawn.
+    static func environment(adding extra: [String]) -> CArgv {
+        var entries: [String] = []
+        var p = environ
+        while let e = p.pointee {
+            entries.append(String(cString: e))
+            p += 1
+        }
+        let keys = Set(extra.map { String($0.prefix(while: { $0 != "=" })) })
+        entries.removeAll { keys.contains(String($0.prefix(while: { $0 != "=" }))) }
+        return CArgv(entries + extra, terminatedOnly: true)
     }
 
     // MARK: A daemon of our own
@@ -189,6 +258,9 @@ enum Bench {
         return dir + "/numaplaced"
     }
 }
+
+/// A number with one decimal.
+func fmt(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
 
 /// A little lock-protected box for counters and results shared by client threads.
 final class Locked<Value>: @unchecked Sendable {
