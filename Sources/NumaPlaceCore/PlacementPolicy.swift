@@ -111,12 +111,12 @@ public enum PlacementPolicy {
                 node = d.numaNode
             }
         case .node(let id):
-            guard topology.node(id) != nil else { throw .noSuchNode(id) }
+            guard let target = topology.node(id) else { throw .noSuchNode(id) }
             node = id
             label = "node \(id)"
             let cpuNodes = topology.nearestCPUNodes(to: id)
             targetCPUs = topology.cpus(of: cpuNodes)
-            memNodes = topology.node(id)!.hasMemory ? [id] : topology.memoryNodes(for: cpuNodes)
+            memNodes = target.hasMemory ? [id] : topology.memoryNodes(for: cpuNodes)
         case .cpus(let set):
             guard !set.isEmpty else { throw .invalid(parameter: "cpus", reason: "empty CPU set") }
             label = "CPUs \(set)"
