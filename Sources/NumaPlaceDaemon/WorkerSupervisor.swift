@@ -49,6 +49,8 @@ public actor WorkerSupervisor {
     /// workers: with 1,024 of them, the scans cost about 2 ms of daemon CPU per spawn.
     private var running: Set<String> = []
     private var exitedCount = 0
+    /// Spawns admitted but not yet tracked, per caller uid (for MaxWorkersPerUser).
+    private var admitting: [UInt32: Int] = [:]
     private var nextID = 1
     private var nextWaiter = 0
     /// Exclusive cores promised to spawns in flight: the actor is re-entered while a clone is
@@ -103,8 +105,15 @@ public actor WorkerSupervisor {
         }
         try validate(p)
         let running = self.running.filter { entries[$0].map { UInt32($0.worker.uid) == peer.uid } ?? false }.count
-        if running >= limits.maxWorkersPerUser {
+        if running + admitting[peer.uid, default: 0] >= limits.maxWorkersPerUser {
             throw Manager.limitExceeded("MaxWorkersPerUser", maximum: limits.maxWorkersPerUser)
+        }
+        // Counted from here until the worker is tracked (or the spawn fails): the awaits below let
+        // other requests in, and without this every one of them passed the check above.
+        admitting[peer.uid, default: 0] += 1
+        defer {
+            admitting[peer.uid, default: 1] -= 1
+            if admitting[peer.uid] == 0 { admitting.removeValue(forKey: peer.uid) }
         }
         let credentials = try resolveCredentials(p.user, peer: peer)
 

@@ -4,6 +4,7 @@
   oversized      2 MB without a NUL, hostile nesting, a 1 MB cpulist, too many pipelined calls
   idle           thousands of idle connections against MaxConnections
   slow-monitor   a Monitor client that stops reading while events pour out
+  limits         MaxWorkersPerUser against simultaneous Spawns from many connections
 
 usage: hostile.py --daemon PATH --workdir DIR [--only NAME,...] [--long]
 Time bounds here are liveness bounds (seconds, far above the measured figures, which are printed),
@@ -308,7 +309,54 @@ def slow_monitor(binary, workdir, long):
         d.stop()
 
 
-CHECKS = {"oversized": oversized, "idle": idle, "slow-monitor": slow_monitor}
+# MARK: limits
+
+def limits(binary, workdir, long):
+    """MaxWorkersPerUser holds for spawns that race each other from many connections."""
+    base = os.path.join(workdir, "limits")
+    limit = 4
+    conf = write_config(base, "[Limits]\nMaxWorkersPerUser=%d\n" % limit)
+    d = Daemon(binary, base, config=conf).start()
+    pids = []
+    try:
+        outcomes = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(16)
+
+        def one():
+            c = d.client()
+            barrier.wait()
+            try:
+                w = c.call("Spawn", {"argv": ["/bin/sleep", "30"], "node": NODE})["worker"]
+                out = ("ok", w["pid"])
+            except VarlinkError as e:
+                out = (e.short, None)
+            with lock:
+                outcomes.append(out)
+            c.close()
+
+        threads = [threading.Thread(target=one) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        pids = [p for o, p in outcomes if o == "ok"]
+        c = d.client()
+        running = c.call("GetStatus")["runningWorkers"]
+        c.close()
+        R.check(len(pids) <= limit and running <= limit and all(o in ("ok", "LimitExceeded") for o, _ in outcomes),
+                "16 simultaneous Spawns against MaxWorkersPerUser=%d: %d started, %d running, others %s"
+                % (limit, len(pids), running, sorted(set(o for o, _ in outcomes if o != "ok"))))
+    finally:
+        for p in pids:
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+        d.stop()
+
+
+CHECKS = {"oversized": oversized, "idle": idle, "slow-monitor": slow_monitor, "limits": limits}
 
 
 def main():
