@@ -456,11 +456,27 @@ extension JSONValue {
         }
         var held: [VarlinkClient] = []
         for _ in 0..<8 { held.append(try servedClient()) }
-        let extra = try daemon.client()
-        try? extra.send(raw: Array(#"{"method":"io.numaplaced.Manager.GetStatus"}"#.utf8) + [0])
-        #expect(extra.isClosedByPeer(), "the ninth connection must be refused")
-        #expect(try held[0].call("GetStatus")["version"] != nil, "the connections within the limit stay served")
-        held.removeAll()
+        // Idle connections do not lock newcomers out: the one idle longest gives up its slot.
+        do {
+            let extra = try daemon.client()
+            #expect(try extra.call("GetStatus")["version"] != nil, "a ninth client is served while eight sit idle")
+            #expect(held[0].isClosedByPeer(), "the connection idle longest was closed for it")
+            #expect(try held[7].call("GetStatus")["version"] != nil, "the other connections stay served")
+            held.removeAll()
+        }
+        // Busy connections (Monitor streams) are never closed for a newcomer: with all eight busy,
+        // the ninth is refused.
+        var streams: [VarlinkClient] = []
+        for _ in 0..<8 {
+            let c = try servedClient()
+            try c.sendCall("io.numaplaced.Manager.Monitor", Empty(), more: true)
+            _ = try c.receiveRaw()
+            streams.append(c)
+        }
+        let ninth = try daemon.client()
+        try? ninth.send(raw: Array(#"{"method":"io.numaplaced.Manager.GetStatus"}"#.utf8) + [0])
+        #expect(ninth.isClosedByPeer(), "the ninth connection must be refused when every one is busy")
+        streams.removeAll()
         #expect(try servedClient().call("GetStatus")["version"] != nil)
     }
 
