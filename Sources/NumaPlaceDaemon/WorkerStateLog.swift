@@ -88,11 +88,11 @@ public final class WorkerStateLog: @unchecked Sendable {
     }
 
     /// Rewrites the log with only `live` when it has grown past `threshold` lines beyond them.
-    /// `live` is only evaluated when the log may need it (building it walks the worker table).
-    public func compactIfNeeded(live: @autoclosure () -> [Record], threshold: Int = 4096) {
-        guard lines > threshold else { return }
+    /// `liveCount` is how many records `live` will hold; `live` is only built when the log is compacted
+    /// (building it walks the worker table).
+    public func compactIfNeeded(liveCount: Int, live: @autoclosure () -> [Record], threshold: Int = 4096) {
+        guard lines > liveCount + threshold else { return }
         let live = live()
-        guard lines > live.count + threshold else { return }
         let tmp = path + ".tmp"
         var out = Data()
         for r in live {

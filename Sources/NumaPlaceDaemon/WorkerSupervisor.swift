@@ -51,6 +51,10 @@ public actor WorkerSupervisor {
     private var exitedCount = 0
     /// Spawns admitted but not yet tracked, per caller uid (for MaxWorkersPerUser).
     private var admitting: [UInt32: Int] = [:]
+    /// Running workers per uid, and the running ones holding exclusive cores: with thousands of
+    /// workers running, counting them per spawn made each spawn (and so 10,000 of them) quadratic.
+    private var runningPerUID: [UInt32: Int] = [:]
+    private var holdingCores: Set<String> = []
     private var nextID = 1
     private var nextWaiter = 0
     /// Exclusive cores promised to spawns in flight: the actor is re-entered while a clone is
@@ -93,7 +97,7 @@ public actor WorkerSupervisor {
 
     /// CPUs held by running exclusive workers.
     var reserved: CPUSet {
-        (running.compactMap { entries[$0]?.cores }.flatMap { $0 } + inFlight.values.flatMap { $0 })
+        (holdingCores.compactMap { entries[$0]?.cores }.flatMap { $0 } + inFlight.values.flatMap { $0 })
             .reduce(CPUSet()) { $0.union($1) }
     }
 
@@ -104,7 +108,7 @@ public actor WorkerSupervisor {
             throw Manager.placementImpossible("spawning is off: the model is a captured machine (--sysfs-root), not this host")
         }
         try validate(p)
-        let running = self.running.filter { entries[$0].map { UInt32($0.worker.uid) == peer.uid } ?? false }.count
+        let running = runningPerUID[peer.uid, default: 0]
         if running + admitting[peer.uid, default: 0] >= limits.maxWorkersPerUser {
             throw Manager.limitExceeded("MaxWorkersPerUser", maximum: limits.maxWorkersPerUser)
         }
@@ -323,7 +327,13 @@ public actor WorkerSupervisor {
         }
         entries[id] = entry
         order.append(id)
-        if entry.worker.state == "running" { running.insert(id) } else { exitedCount += 1 }
+        if entry.worker.state == "running" {
+            running.insert(id)
+            runningPerUID[UInt32(truncatingIfNeeded: entry.worker.uid), default: 0] += 1
+            if !entry.cores.isEmpty { holdingCores.insert(id) }
+        } else {
+            exitedCount += 1
+        }
     }
 
     /// Collects the exit of a worker whose pidfd became readable.
@@ -353,13 +363,17 @@ public actor WorkerSupervisor {
         entry.worker.state = "exited"
         entry.worker.exit = exit
         running.remove(id)
+        holdingCores.remove(id)
+        let uid = UInt32(truncatingIfNeeded: entry.worker.uid)
+        runningPerUID[uid, default: 1] -= 1
+        if runningPerUID[uid] == 0 { runningPerUID.removeValue(forKey: uid) }
         exitedCount += 1
         let waiters = entry.waiters
         entry.waiters = [:]
         entries[id] = entry
         for w in waiters.values { w.resume(returning: entry.worker) }
         log.append(WorkerStateLog.Record(op: "exit", id: id, startTicks: nil, worker: nil))
-        log.compactIfNeeded(live: liveRecords())
+        log.compactIfNeeded(liveCount: running.count, live: liveRecords())
         logger.info("worker \(id) (pid \(entry.worker.pid)) \(exit.how)\(exit.code.map { " with code \($0)" } ?? "")\(exit.signal.map { " by signal \($0)" } ?? "")",
                     metadata: [LogMetadataKey.messageID: "\(MessageID.workerExited)", LogMetadataKey.workerID: "\(id)",
                                LogMetadataKey.workerPID: "\(entry.worker.pid)"])
@@ -415,7 +429,7 @@ public actor WorkerSupervisor {
             }
         }
         // Start the next instance from a compact log.
-        log.compactIfNeeded(live: liveRecords(), threshold: 0)
+        log.compactIfNeeded(liveCount: running.count, live: liveRecords(), threshold: 0)
         return (adopted, gone)
     }
 
@@ -440,6 +454,7 @@ public actor WorkerSupervisor {
     }
 
     public func counts(for peer: PeerCredentials) -> (total: Int, running: Int) {
+        if peer.isRoot { return (entries.count, running.count) }
         let mine = entries.values.filter { visible($0, to: peer) }
         return (mine.count, mine.filter { $0.worker.state == "running" }.count)
     }
