@@ -20,8 +20,8 @@ struct StartupBenchmark: ParsableCommand {
     @Option(help: "A label for the root in the report.") var label: String = "root"
     @Option(help: "Start-ups to time.") var iterations: Int = 20
     @Option(help: "Scratch directory for sockets.") var workdir: String = "/tmp"
-    @Option(help: "Median target, ms.") var targetMs: Double = 20
-    @Option(help: "Idle RSS target, MB.") var targetRssMB: Double = 12
+    @Option(help: "Median target, ms (0: none).") var targetMs: Double = 20
+    @Option(help: "Idle RSS target, MB (0: none).") var targetRssMB: Double = 12
 
     func run() throws {
         let binary = daemon ?? Bench.siblingDaemon()
@@ -121,10 +121,10 @@ struct StartupBenchmark: ParsableCommand {
             anchors.insert(.init(figure: name), at: 0)
         }
         Bench.emit(b, "numaplaced exec → READY=1 (sd_notify)", seconds: Bench.Summary(ready), unit: "ms", anchors: anchors,
-                   targetMax: targetMs, targetOn: "median")
+                   targetMax: targetMs > 0 ? targetMs : nil, targetOn: targetMs > 0 ? "median" : nil)
         let idle = (rss.max() ?? .nan) / 1024
         Bench.emit(b, "numaplaced idle RSS (1 s after READY=1)", value: idle, unit: "MB", count: rss.count,
-                   anchors: [.init(figure: floorRSSName)], targetMax: targetRssMB, note: "VmRSS of /proc/PID/status; samples " + rss.map { fmt($0 / 1024) }.joined(separator: ", "))
+                   anchors: [.init(figure: floorRSSName)], targetMax: targetRssMB > 0 ? targetRssMB : nil, note: "VmRSS of /proc/PID/status; samples " + rss.map { fmt($0 / 1024) }.joined(separator: ", "))
         Bench.emit(b, "numaplaced RSS after one GetTopology", value: (rssAfterQuery.max() ?? .nan) / 1024, unit: "MB",
                    count: rssAfterQuery.count)
     }

@@ -104,11 +104,22 @@ def main():
         if m.get(k):
             w("| %s | %s |" % (k.replace("_", " "), m[k]))
     w("")
-    w("The host is a 2-vCPU virtual machine shared with other work (compilers of other checkouts ran during the"
-      " measurements: see the load averages). Latencies that need several threads to wake in turn (the daemon's"
-      " socket, actor and spawn threads) suffer more from that contention than a single-threaded posix_spawn"
-      " loop does; the interleaving spreads drift over all methods alike but cannot remove it.")
+    w("The host is a %s-vCPU virtual machine shared with other work (other checkouts' builds and tests run on it"
+      " at times; the load averages at start and end are above). Latencies that need several threads to wake in"
+      " turn (the daemon's socket, actor and spawn threads) suffer more from contention than a single-threaded"
+      " posix_spawn loop does; the interleaving spreads drift over all methods alike but cannot remove it." % m.get("cpus", "?"))
     w("")
+    if m.get("analysis"):
+        w(open(m["analysis"]).read().strip())
+        w("")
+
+    if m.get("spawner"):
+        w("## The spawner alone (in-process, `numaplace-bench spawn`)")
+        w("")
+        w("```")
+        w(m["spawner"].strip())
+        w("```")
+        w("")
 
     missed, kept = [], []
     order = []
