@@ -220,7 +220,8 @@ struct WorkerMemoryBenchmark: ParsableCommand {
         Thread.sleep(forTimeInterval: 1.0)
         let rss2 = Bench.rssKB(d.pid) ?? 0, fds2 = Bench.fdCount(d.pid) ?? 0
 
-        let b = "Memory cost of tracked workers (\(argv.joined(separator: " ")))"
+        let shown = ([(argv[0] as NSString).lastPathComponent] + argv.dropFirst()).joined(separator: " ")
+        let b = "Memory cost of \(running) tracked running workers (\(shown))"
         print(b)
         Bench.emit(b, "daemon RSS before", value: Double(rss0) / 1024, unit: "MB", note: "\(fds0) descriptors")
         Bench.emit(b, "daemon RSS with \(running) running workers", value: Double(rss1) / 1024, unit: "MB",

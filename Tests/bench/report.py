@@ -55,7 +55,7 @@ def evaluate(figures):
             if ref is None or not central(ref) or central(f) is None:
                 continue
             r = central(f) / central(ref)
-            where = "" if a.get("benchmark") is None else " (%s)" % ref["benchmark"].split(":")[0]
+            where = "" if a.get("benchmark") is None else " (%s)" % ref["benchmark"].split(": ")[0]
             ratios.append("**%.2f×** %s%s" % (r, a["figure"], where))
             if a.get("max") is not None:
                 targets.append("≤ %.1f× %s" % (a["max"], short(a["figure"])))
@@ -141,7 +141,7 @@ def main():
             if f.get("note"):
                 notes.append("*%s*: %s" % (f["name"], f["note"]))
             for t, ok in zip(targets, met):
-                (kept if ok else missed).append("%s — %s: %s" % (b.split(":")[0], f["name"], t))
+                (kept if ok else missed).append("%s — %s: %s" % (b.split(": ")[0], f["name"], t))
         w("")
         for n in notes:
             w("- " + n)
