@@ -44,6 +44,12 @@ struct HotplugBenchmark: ParsableCommand {
         var count: Int { condition.lock(); defer { condition.unlock() }; return list.count }
     }
 
+    final class UeventLog: @unchecked Sendable {
+        let condition = NSCondition()
+        var list: [(action: String, at: Double)] = []
+        var count: Int { condition.lock(); defer { condition.unlock() }; return list.count }
+    }
+
     func run() throws {
         let address = try PCIAddress(parsing: device).description
         let sysfs = "/sys/bus/pci/devices/\(address)"
@@ -79,27 +85,43 @@ struct HotplugBenchmark: ParsableCommand {
             let n = text.withCString { write(fd, $0, strlen($0)) }
             guard n >= 0 else { throw Bench.Failure("write \(path): \(Errno.current)") }
         }
-        /// The next uevent for our device at this process's own netlink socket, with its arrival time.
-        func uevent(_ action: String, timeout: Int32 = 2000) -> Double? {
+        // Our own netlink listener runs on a thread of its own, blocked in poll(2) like the Monitor
+        // reader, and stamps each uevent when it wakes: the two timestamps are taken alike.
+        let seen = UeventLog()
+        let listener = Thread {
             var p = pollfd(fd: kernel.fileDescriptor, events: Int16(POLLIN), revents: 0)
-            let deadline = Bench.now() + Double(timeout) / 1000
-            while Bench.now() < deadline {
-                guard poll(&p, 1, 50) > 0 else { continue }
+            while true {
+                guard poll(&p, 1, -1) > 0 else { continue }
+                let at = Bench.now()
                 while let e = kernel.receive() {
-                    if e.sysname == address, e.action == action { return Double(e.receivedAt) / 1e6 }
+                    guard e.sysname == address else { continue }
+                    seen.condition.lock()
+                    seen.list.append((e.action, at))
+                    seen.condition.broadcast()
+                    seen.condition.unlock()
                 }
             }
-            return nil
+        }
+        listener.start()
+        /// The first `action` uevent for our device after the `index`-th one, with its arrival time.
+        func uevent(_ action: String, after index: Int) -> Double? {
+            let deadline = Date(timeIntervalSinceNow: 2)
+            seen.condition.lock()
+            defer { seen.condition.unlock() }
+            while true {
+                if index < seen.list.count, let hit = seen.list[index...].first(where: { $0.action == action }) { return hit.at }
+                if !seen.condition.wait(until: deadline) { return nil }
+            }
         }
 
         // 1. `change` written to uevent.
         var changeFromWrite: [Double] = [], changeFromUevent: [Double] = []
         var changeLost = 0
         for _ in 0..<changes {
-            let index = events.count
+            let index = events.count, uindex = seen.count
             let t0 = Bench.now()
             try writeFile("\(sysfs)/uevent", "change")
-            let tU = uevent("change")
+            let tU = uevent("change", after: uindex)
             guard let (_, tE) = events.wait(after: index, timeout: 2, { $0.kind == "deviceChanged" && $0.address == address })
             else { changeLost += 1; continue }
             changeFromWrite.append(tE - t0)
@@ -118,10 +140,10 @@ struct HotplugBenchmark: ParsableCommand {
         }
         for _ in 0..<iterations {
             for (action, file) in [("unbind", "unbind"), ("bind", "bind")] {
-                let index = events.count
+                let index = events.count, uindex = seen.count
                 let t0 = Bench.now()
                 try writeFile("/sys/bus/pci/drivers/\(driver)/\(file)", address)
-                let tU = uevent(action)
+                let tU = uevent(action, after: uindex)
                 guard let (_, tE) = events.wait(after: index, timeout: 2, { $0.kind == "deviceChanged" && $0.address == address })
                 else { lost += 1; continue }
                 fromWrite.append(tE - t0)
