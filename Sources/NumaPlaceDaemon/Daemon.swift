@@ -102,7 +102,10 @@ public final class Daemon: @unchecked Sendable {
             })
         // Taken (and LISTEN_* unset) before the event loop thread exists: unsetenv is not thread-safe.
         let activatedSocket = try ListenFDs.take(unsetEnvironment: true).first
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // One loop per CPU the daemon may use (connections, and the calls they carry, are spread
+        // over them); the loops live as long as the daemon, which `PR_SET_PDEATHSIG` relies on
+        // when a worker is cloned from one of them (WorkerSupervisor).
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(savedOriginal.cpus.count, 8)))
         if options.root.isLiveHost, options.eventSource != "none" {
             let wanted = options.eventSource ?? configuration.eventSource.rawValue
             // libudev's "udev" source hears nothing when udevd is not running (containers, an

@@ -53,7 +53,7 @@ public final class WorkerStateLog: @unchecked Sendable {
     /// never fatal: the daemon keeps serving, it only loses restart adoption for that worker.
     @discardableResult
     public func append(_ record: Record) -> Bool {
-        guard var bytes = try? JSONEncoder().encode(record) else { return false }
+        var bytes = record.jsonBytes
         bytes.append(UInt8(ascii: "\n"))
         // After a failed append the file may end in a torn line; start on a line of our own, or this
         // record would be glued to the fragment and skipped with it when the log is loaded.
@@ -115,4 +115,15 @@ public final class WorkerStateLog: @unchecked Sendable {
     }
 
     deinit { if fd >= 0 { close(fd) } }
+}
+
+extension WorkerStateLog.Record: JSONWritable {
+    public func writeJSON(to w: inout JSONWriter) {
+        w.beginObject()
+        w.member("op", op)
+        w.member("id", id)
+        w.member("startTicks", startTicks)
+        w.member("worker", worker)
+        w.endObject()
+    }
 }

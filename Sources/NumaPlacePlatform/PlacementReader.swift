@@ -74,7 +74,7 @@ public struct PlacementReader: Sendable {
     public func read(pid: pid_t) throws(PlacementReadError) -> AppliedPlacement {
         let statusPath = "proc/\(pid)/status"
         let status: String
-        do { status = try root.read(statusPath, limit: 64 * 1024) } catch { throw .unreadable(error) }
+        do { status = try root.read(statusPath, limit: 16 * 1024) } catch { throw .unreadable(error) }
         guard let cpuText = SysfsParsers.statusField("Cpus_allowed_list", in: status) else {
             throw .malformed(path: statusPath, reason: "no Cpus_allowed_list")
         }
@@ -87,7 +87,7 @@ public struct PlacementReader: Sendable {
         // The first line is all we need; numa_maps of a large process runs to megabytes.
         let mapsPath = "proc/\(pid)/numa_maps"
         let maps: String
-        do { maps = try root.read(mapsPath, limit: 4096) } catch { throw .unreadable(error) }
+        do { maps = try root.readFirstLine(mapsPath, limit: 4096) } catch { throw .unreadable(error) }
         guard let policy = SysfsParsers.numaMapsPolicy(maps) else {
             throw .malformed(path: mapsPath, reason: "no mapping (the process has exited)")
         }

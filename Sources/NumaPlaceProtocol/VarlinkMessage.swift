@@ -177,6 +177,15 @@ public enum VarlinkReply {
 
     /// `{"parameters": …[, "continues": true]}` followed by the NUL terminator.
     public static func encode<P: Encodable>(_ parameters: P, continues: Bool = false) throws -> [UInt8] {
+        if let writable = parameters as? any JSONWritable {
+            var w = JSONWriter()
+            w.beginObject()
+            w.key("parameters")
+            writable.writeJSON(to: &w)
+            if continues { w.member("continues", true) }
+            w.endObject()
+            return w.bytes + [0]
+        }
         var bytes = [UInt8](try JSONEncoder().encode(Reply(parameters: parameters, continues: continues ? true : nil)))
         bytes.append(0)
         return bytes
