@@ -102,9 +102,8 @@ public final class Daemon: @unchecked Sendable {
             })
         // Taken (and LISTEN_* unset) before the event loop thread exists: unsetenv is not thread-safe.
         let activatedSocket = try ListenFDs.take(unsetEnvironment: true).first
-        // One loop per CPU the daemon may use (connections, and the calls they carry, are spread
-        // over them); the loops live as long as the daemon, which `PR_SET_PDEATHSIG` relies on
-        // when a worker is cloned from one of them (WorkerSupervisor).
+        // One loop per CPU the daemon may use, up to 8: connections are spread over them, so one
+        // client's large reply or slow socket does not hold up the reads of the others.
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(savedOriginal.cpus.count, 8)))
         if options.root.isLiveHost, options.eventSource != "none" {
             let wanted = options.eventSource ?? configuration.eventSource.rawValue
