@@ -48,6 +48,30 @@ public enum ConfigLoader {
         return sources
     }
 
+    /// The configuration named by `path`: a single file, or else a directory read as
+    /// `sources(directory:)` reads one (a path that does not exist gives no sources: every key has a
+    /// default). Errors name the file as given.
+    public static func sources(path: String) throws(ConfigError) -> [ConfigSource] {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else {
+            return try sources(directory: path)
+        }
+        let absolute: String
+        if path.hasPrefix("/") {
+            absolute = path
+        } else {
+            var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            guard getcwd(&cwd, cwd.count) != nil else {
+                throw ConfigError(.unreadable, file: path, line: nil, "cannot resolve a relative path: \(String(cString: strerror(errno)))")
+            }
+            absolute = String(decoding: cwd.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
+        }
+        guard let source = try read(SysfsRoot("/"), String(absolute.drop { $0 == "/" }), display: path) else {
+            return []
+        }
+        return [source]
+    }
+
     /// Reads and parses the configuration under `directory`; throws the first error with `file:line`.
     public static func load(directory: String = defaultDirectory,
                             defaults: Configuration = Configuration()) throws(ConfigError) -> Configuration {
@@ -55,8 +79,8 @@ public enum ConfigLoader {
     }
 
     /// Nil for a file that does not exist (it may vanish between listing and reading, too).
-    private static func read(_ root: SysfsRoot, _ relative: String) throws(ConfigError) -> ConfigSource? {
-        let path = root.absolute(relative)
+    private static func read(_ root: SysfsRoot, _ relative: String, display: String? = nil) throws(ConfigError) -> ConfigSource? {
+        let path = display ?? root.absolute(relative)
         let bytes: [UInt8]
         do {
             bytes = try root.readBytes(relative, limit: maxFileBytes + 1)

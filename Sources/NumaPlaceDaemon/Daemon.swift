@@ -1,4 +1,13 @@
+import Dispatch
+import NIOConcurrencyHelpers
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -36,19 +45,7 @@ public struct DaemonOptions: Sendable {
 
 /// Loads the configuration named by `path` (a directory with drop-ins, or one file).
 public func loadConfiguration(_ path: String) throws(ConfigError) -> (Configuration, [String]) {
-    var isDir: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue {
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        let bytes: [UInt8]
-        do { bytes = try SysfsRoot("/").readBytes(String(absolute.dropFirst()), limit: 1 << 20) } catch {
-            throw ConfigError(.unreadable, file: path, line: nil, error.description)
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ConfigError(.unreadable, file: path, line: nil, "not valid UTF-8")
-        }
-        return (try ConfigParser.parse([ConfigSource(path: path, text: text)]), [path])
-    }
-    let sources = try ConfigLoader.sources(directory: path)
+    let sources = try ConfigLoader.sources(path: path)
     return (try ConfigParser.parse(sources), sources.map(\.path))
 }
 
@@ -70,7 +67,7 @@ public final class Daemon: @unchecked Sendable {
     let eventSource: String
 
     final class ConfigState: @unchecked Sendable {
-        let lock = NSLock()
+        let lock = NIOLock()
         var configuration: Configuration
         var files: [String]
         init(_ c: Configuration, _ f: [String]) { configuration = c; files = f }
@@ -89,7 +86,7 @@ public final class Daemon: @unchecked Sendable {
         store = TopologyStore(scanner: scanner, savedOriginal: savedOriginal, workerCPUs: configuration.workerCPUs,
                               hub: hub, initial: inventory)
         let stateDirectory = options.stateDirectory
-            ?? (options.socketPath.map { ($0 as NSString).deletingLastPathComponent } ?? configuration.stateDirectory)
+            ?? (options.socketPath.map(Daemon.parentDirectory) ?? configuration.stateDirectory)
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
         let (limits, defaults) = Daemon.workerSettings(configuration)
@@ -189,6 +186,15 @@ public final class Daemon: @unchecked Sendable {
         "\(devices.map(String.init) ?? "?") devices, \(running.map(String.init) ?? "?") workers running"
     }
 
+    /// The directory part of a path: "/run/x/sock" → "/run/x", "/sock" → "/", "sock" → ".".
+    static func parentDirectory(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        let parent = trimmed[..<slash]
+        return parent.isEmpty ? "/" : String(parent)
+    }
+
     /// Serves until SIGTERM or SIGINT.
     public func run() async throws {
         let adoption = await supervisor.adopt()
@@ -196,7 +202,7 @@ public final class Daemon: @unchecked Sendable {
             logger.notice("re-adopted \(adoption.adopted) running workers; \(adoption.gone) had exited meanwhile")
         }
         if case .path(let path) = listen {
-            let dir = (path as NSString).deletingLastPathComponent
+            let dir = Daemon.parentDirectory(path)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o755])
         }

@@ -1,4 +1,13 @@
+import Dispatch
+import NIOConcurrencyHelpers
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NumaPlaceProtocol
 
 /// Numbers events and hands them to Monitor subscribers, each with a bounded backlog.
@@ -8,7 +17,7 @@ import NumaPlaceProtocol
 public final class EventHub: @unchecked Sendable {
     public typealias Sink = @Sendable (Manager.Event) -> Bool
 
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var sequence = 0
     private var subscribers: [Int: Subscriber] = [:]
     private var nextID = 0

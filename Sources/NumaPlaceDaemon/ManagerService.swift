@@ -1,4 +1,12 @@
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NumaPlaceCore
 import NumaPlaceProtocol
 
@@ -71,7 +79,11 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
             if !call.oneway { sink.send(try await store.topologyReply()) }
         case "ListDevices":
             let p = try call.parameters(as: Manager.ListDevicesParameters.self)
-            try reply(Manager.ListDevicesReply(devices: try await listDevices(p)), call, sink)
+            if p == Manager.ListDevicesParameters() {
+                if !call.oneway { sink.send(try await store.devicesReply()) }
+            } else {
+                try reply(Manager.ListDevicesReply(devices: try await listDevices(p)), call, sink)
+            }
         case "GetDevice":
             let p = try call.parameters(as: Manager.GetDeviceParameters.self)
             let address = try parseAddress(p.address)

@@ -1,4 +1,12 @@
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NumaPlaceCore
 import NumaPlaceProtocol
 
@@ -16,6 +24,9 @@ public actor TopologyStore {
     private var workerCPUs: CPUSet?
     private let savedOriginal: AllowedSet
     private var topologyReplyCache: [UInt8]?
+    /// The encoded reply to ListDevices without filters, cached like GetTopology's (on a machine
+    /// with 128 accelerators, building and encoding it took 1.6 ms per call).
+    private var devicesReplyCache: [UInt8]?
     public private(set) var generation = 0
 
     public init(scanner: SysfsScanner, savedOriginal: AllowedSet, workerCPUs: CPUSet?, hub: EventHub,
@@ -53,6 +64,7 @@ public actor TopologyStore {
         let old = inventory
         inventory = next
         topologyReplyCache = nil
+        devicesReplyCache = nil
         generation += 1
         if topologyChanged { hub.publish(kind: "topologyChanged") }
         publishDifferences(from: old.devices, to: next.devices)
@@ -88,7 +100,11 @@ public actor TopologyStore {
         // Nothing was learnt about a device that could not be read: no event for it.
         old.removeAll { unread.contains($0.address) }
         let changed = publishDifferences(from: old, to: new, announceUnchanged: true)
-        if changed { topologyReplyCache = nil; generation += 1 }
+        if changed {
+            topologyReplyCache = nil
+            devicesReplyCache = nil
+            generation += 1
+        }
     }
 
     @discardableResult
@@ -120,6 +136,16 @@ public actor TopologyStore {
         if let cached = topologyReplyCache { return cached }
         let bytes = try VarlinkReply.encode(Manager.GetTopologyReply(inventory, allowed: allowed))
         topologyReplyCache = bytes
+        return bytes
+    }
+
+    /// The encoded ListDevices reply listing every managed device (with its NUL), cached until the
+    /// next change.
+    public func devicesReply() throws -> [UInt8] {
+        if let cached = devicesReplyCache { return cached }
+        let t = inventory.topology
+        let bytes = try VarlinkReply.encode(Manager.ListDevicesReply(devices: inventory.devices.map { Manager.Device($0, topology: t) }))
+        devicesReplyCache = bytes
         return bytes
     }
 

@@ -1,4 +1,13 @@
+import Dispatch
+import NIOPosix
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NumaPlaceCore
 import NumaPlacePlatform
@@ -58,7 +67,10 @@ public final class UdevWatcher: Service, @unchecked Sendable {
         let (stream, continuation) = AsyncStream<Batch>.makeStream(bufferingPolicy: .unbounded)
         let monitor = self.monitor
         let wake = fds[0]
-        let thread = Thread {
+        // A thread of its own (a one-thread NIOThreadPool), since the loop blocks in poll(2).
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        thread.submit { _ in
             var polls = [pollfd(fd: monitor.fileDescriptor, events: Int16(POLLIN), revents: 0),
                          pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
             while true {
@@ -82,8 +94,7 @@ public final class UdevWatcher: Service, @unchecked Sendable {
             }
             continuation.finish()
         }
-        thread.name = "udev-watcher"
-        thread.start()
+        defer { thread.shutdownGracefully { _ in } }
         logger.debug("watching \(monitor.source.rawValue) uevents for \(UdevMonitor.subsystems)")
         await withGracefulShutdownHandler {
             for await batch in stream {

@@ -1,4 +1,13 @@
+import Dispatch
+import NIOConcurrencyHelpers
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -131,7 +140,7 @@ final class ConnectionTable: @unchecked Sendable {
         var lastActive: UInt64
     }
 
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var slots: [ObjectIdentifier: Slot] = [:]
 
     var count: Int { lock.withLock { slots.count } }
@@ -177,7 +186,7 @@ final class ConnectionTable: @unchecked Sendable {
 
 /// A lock-protected integer (Foundation's NSLock; atomics would add a dependency for one counter).
 final class ManagedAtomicCounter: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var count = 0
     var value: Int { lock.withLock { count } }
     func increment(limit: Int) -> Bool {
@@ -312,7 +321,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 final class ChannelSink: ReplySink, @unchecked Sendable {
     private let channel: Channel
     private let maxPending: Int
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var pending = 0
 
     init(channel: Channel, maxPending: Int) {

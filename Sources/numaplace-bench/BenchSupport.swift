@@ -196,24 +196,6 @@ enum Bench {
         guard status == 0 else { throw Failure("\(argv.path): wait status \(status)") }
     }
 
-    /// posix_spawn(3) with stdout on /dev/null, then wait4(2); returns the child's peak RSS in kB.
-    static func posixSpawnAndWaitRusage(_ argv: CArgv) throws -> Int {
-        var pid: pid_t = 0
-        var args = argv.pointers
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        let rc = posix_spawn(&pid, argv.path, &actions, nil, &args, environ)
-        guard rc == 0 else { throw Failure("posix_spawn \(argv.path): \(Errno(rc))") }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw Failure("wait4: \(Errno.current)") }
-        }
-        return usage.ru_maxrss
-    }
-
     /// Our environment plus `extra` (KEY=value), as C strings for posix_spawn.
     static func environment(adding extra: [String]) -> CArgv {
         var entries: [String] = []

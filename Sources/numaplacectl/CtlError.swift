@@ -1,4 +1,12 @@
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NumaPlaceProtocol
 
 /// What can end a numaplacectl run, each with its exit code (docs/cli.md, "Exit codes").

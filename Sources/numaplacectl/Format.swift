@@ -1,4 +1,12 @@
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NumaPlaceProtocol
 
 /// Human renderings of wire values, shared by the verbs.
@@ -21,7 +29,9 @@ enum Format {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+        guard unit > 0 else { return "\(n) B" }
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
     }
 
     /// Microseconds since the epoch as local time, `2025-11-24 23:10:01`.
@@ -29,9 +39,13 @@ enum Format {
         var seconds = time_t(usec / 1_000_000)
         var tm = tm()
         localtime_r(&seconds, &tm)
-        var text = String(format: "%04d-%02d-%02d %02d:%02d:%02d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                          Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec))
-        if fractional { text += String(format: ".%03d", (usec % 1_000_000) / 1000) }
+        func pad(_ n: Int, _ width: Int) -> String {
+            let digits = String(n)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        var text = pad(Int(tm.tm_year) + 1900, 4) + "-" + pad(Int(tm.tm_mon) + 1, 2) + "-" + pad(Int(tm.tm_mday), 2)
+            + " " + pad(Int(tm.tm_hour), 2) + ":" + pad(Int(tm.tm_min), 2) + ":" + pad(Int(tm.tm_sec), 2)
+        if fractional { text += "." + pad((usec % 1_000_000) / 1000, 3) }
         return text
     }
 

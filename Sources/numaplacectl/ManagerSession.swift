@@ -1,4 +1,12 @@
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NumaPlaceProtocol
 
 /// One reply: its parameters as sent (for `--json`, printed exactly) and whether more follow.

@@ -1,5 +1,13 @@
 import ArgumentParser
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// numaplacectl: the command-line client of numaplaced. It speaks the Varlink protocol only
 /// (NumaPlaceProtocol), plus an offline scan (NumaPlaceCore) for the cluster exports.
@@ -59,26 +67,26 @@ struct NumaPlaceCtl: ParsableCommand {
         } catch {
             finish(error)
         }
-        Foundation.exit(ExitStatus.success)
+        Glibc.exit(ExitStatus.success)
     }
 
     static func finish(_ error: Error) -> Never {
         switch error {
         case let e as CtlError:
             Output.error(e.description)
-            Foundation.exit(e.exitCode)
+            Glibc.exit(e.exitCode)
         case let e as WorkerExit:
-            Foundation.exit(e.code)
+            Glibc.exit(e.code)
         default:
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
             if code == .success {
                 if !message.isEmpty { Output.line(message) }
-                Foundation.exit(ExitStatus.success)
+                Glibc.exit(ExitStatus.success)
             }
             if !message.isEmpty { Output.write(message + "\n", to: 2) }
             // Parse and validation errors (64 in ArgumentParser) are usage errors here.
-            Foundation.exit(code == .validationFailure ? ExitStatus.usage : code.rawValue)
+            Glibc.exit(code == .validationFailure ? ExitStatus.usage : code.rawValue)
         }
     }
 }

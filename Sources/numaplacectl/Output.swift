@@ -1,4 +1,12 @@
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NumaPlaceProtocol
 
 /// Writing to stdout and stderr. stdout is flushed after every write so that a `monitor` piped into

@@ -1,4 +1,12 @@
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Signal names and numbers for `kill --signal` and exit reports (Linux numbering, signal(7)).
 enum Signals {

@@ -1,5 +1,13 @@
 import ArgumentParser
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NumaPlaceCore
 import NumaPlaceDaemon
@@ -64,7 +72,7 @@ struct NumaPlaced: AsyncParsableCommand {
         do {
             (configuration, files) = try loadConfiguration(config)
         } catch {
-            FileHandle.standardError.write(Data("numaplaced: \(error)\n".utf8))
+            fputs("numaplaced: \(error)\n", stderr)
             throw ExitCode(78)  // EX_CONFIG
         }
         let scanner = SysfsScanner(root: root, classifier: configuration.classifier,
@@ -79,7 +87,7 @@ struct NumaPlaced: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data = try encoder.encode(Manager.GetTopologyReply(inv, allowed: savedOriginal))
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            print(String(decoding: data, as: UTF8.self))
             return
         }
 

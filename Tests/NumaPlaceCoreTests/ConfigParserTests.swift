@@ -464,6 +464,33 @@ extension ConfigParserTests {
         }
     }
 
+    /// `--config PATH` names a directory or one file; a file is read alone, with the same bounds
+    /// and its name as given in errors, relative or not.
+    @Test func aPathIsOneFileOrADirectory() throws {
+        let dir = try makeDirectory()
+        defer { remove(dir) }
+        try write("\(dir)/numaplaced.conf", "[Placement]\nDefaultMemoryPolicy=bind\n")
+        #expect(try ConfigLoader.sources(path: dir).map(\.path) == ["\(dir)/numaplaced.conf"])
+        let single = try ConfigLoader.sources(path: "\(dir)/numaplaced.conf")
+        #expect(single.map(\.path) == ["\(dir)/numaplaced.conf"])
+        #expect(try ConfigParser.parse(single).defaultMemoryPolicy == .bind)
+        #expect(try ConfigLoader.sources(path: "\(dir)/missing").isEmpty)
+
+        // Relative to the working directory (without changing it: other suites run alongside),
+        // and named as given.
+        var cwd = [CChar](repeating: 0, count: 4096)
+        try #require(getcwd(&cwd, cwd.count) != nil)
+        let depth = String(cString: cwd).split(separator: "/").count
+        let relativePath = String(repeating: "../", count: depth) + dir.dropFirst() + "/numaplaced.conf"
+        let relative = try ConfigLoader.sources(path: relativePath)
+        #expect(relative.map(\.path) == [relativePath] && relative.first?.text.contains("bind") == true)
+
+        try write("\(dir)/numaplaced.conf", Array("[Daemon]\n".utf8) + [0xff, 0x0a])
+        #expect(throws: ConfigError(.unreadable, file: relativePath, line: nil, "not valid UTF-8")) {
+            try ConfigLoader.sources(path: relativePath)
+        }
+    }
+
     // MARK: The shipped file
 
     /// `etc/numaplaced` of this repository.

@@ -587,3 +587,13 @@ extension JSONValue {
         #expect(r["workers"] == .array([]))
     }
 }
+
+@Suite struct DaemonPathTests {
+    @Test(arguments: [
+        ("/run/numaplaced/io.numaplaced", "/run/numaplaced"), ("/sock", "/"), ("sock", "."),
+        ("dir/sock", "dir"), ("/tmp/x/", "/tmp"), ("/", "/"), ("//a", "/"),
+    ])
+    func parentDirectory(_ path: String, _ parent: String) {
+        #expect(Daemon.parentDirectory(path) == parent)
+    }
+}
