@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// A JSON text built byte by byte, for the few messages on the spawn path.
 ///
 /// Written by hand because Foundation's `JSONEncoder` (the only JSON encoder among this project's
@@ -224,6 +230,32 @@ extension Manager.WorkerReply: JSONWritable {
     public func writeJSON(to w: inout JSONWriter) {
         w.beginObject()
         w.member("worker", worker)
+        w.endObject()
+    }
+}
+
+extension Manager.Event: JSONWritable {
+    /// Worker events (two per spawn) are written directly; a device, rare and rich, goes through
+    /// `JSONEncoder` and is copied in.
+    public func writeJSON(to w: inout JSONWriter) {
+        w.beginObject()
+        w.member("sequence", sequence)
+        w.member("kind", kind)
+        w.member("timestamp", timestamp)
+        w.member("address", address)
+        if let device, let json = try? JSONEncoder().encode(device) {
+            w.key("device")
+            w.raw(Array(json))
+        }
+        w.member("worker", worker)
+        w.endObject()
+    }
+}
+
+extension Manager.MonitorReply: JSONWritable {
+    public func writeJSON(to w: inout JSONWriter) {
+        w.beginObject()
+        w.member("event", event)
         w.endObject()
     }
 }

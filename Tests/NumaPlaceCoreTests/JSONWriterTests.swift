@@ -88,6 +88,27 @@ import Testing
         }
     }
 
+    @Test func monitorEventsRoundTripWithAWorkerOrADevice() throws {
+        let device = try JSONDecoder().decode(Manager.Device.self, from: Data(#"""
+            {"address":"0000:3b:00.0","class":"0x030200","vendor":"0x10de","device":"0x20b0","kind":"gpu",
+             "numaNode":1,"cpus":"8-15","locality":"numa_node","placementNodes":[1],"pciePath":["0000:3a:00.0"],
+             "warnings":["a \"quoted\" warning"]}
+            """#.utf8))
+        let events = [
+            Manager.Event(sequence: 1, kind: "workerStarted", timestamp: 5, address: "0000:3b:00.0", worker: Self.worker("x")),
+            Manager.Event(sequence: 2, kind: "deviceAdded", timestamp: 6, address: "0000:3b:00.0", device: device),
+            Manager.Event(sequence: 3, kind: "topologyChanged", timestamp: 7),
+        ]
+        for e in events {
+            let bytes = try VarlinkReply.encode(Manager.MonitorReply(event: e), continues: true)
+            let object = try Self.object(Array(bytes.dropLast()))
+            #expect(object["continues"] as? Bool == true)
+            let inner = try JSONSerialization.data(withJSONObject: try #require(object["parameters"]))
+            #expect(try JSONDecoder().decode(Manager.MonitorReply.self, from: inner).event == e)
+            #expect(try Self.object(e.jsonBytes) == Self.object(Array(JSONEncoder().encode(e))))
+        }
+    }
+
     /// Random workers built from a pool of awkward characters: 500 round trips.
     @Test func randomWorkersRoundTrip() throws {
         var rng = SystemRandomNumberGenerator()

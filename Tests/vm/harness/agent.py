@@ -11,6 +11,8 @@ import shlex
 import socket
 import time
 
+import unixsock
+
 READY = re.compile(rb'__NP_AGENT_READY__\r?\n')
 DONE = re.compile(rb'\n__NP_RC=(\d+)__\r?\n')
 
@@ -25,16 +27,10 @@ class Agent:
         QEMU that died does not make us wait for the whole timeout."""
         self.alive = alive or (lambda: True)
         deadline = time.monotonic() + ready_timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline or not self.alive():
-                    raise AgentError('cannot connect to %s' % path)
-                time.sleep(0.05)
+        try:
+            self.sock = unixsock.connect(path, deadline, self.alive)
+        except OSError as e:
+            raise AgentError('cannot connect to %s: %s' % (path, e)) from e
         self.buf = b''
         self._until(READY, deadline - time.monotonic())
 

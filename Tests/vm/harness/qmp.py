@@ -8,6 +8,8 @@ import json
 import socket
 import time
 
+import unixsock
+
 
 class QMPError(RuntimeError):
     pass
@@ -15,17 +17,7 @@ class QMPError(RuntimeError):
 
 class QMP:
     def __init__(self, path, timeout=60):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.sock = unixsock.connect(path, time.monotonic() + timeout)
         self.buf = b''
         self.events = []
         self.greeting = self._read(timeout)
