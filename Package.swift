@@ -93,6 +93,7 @@ let package = Package(
                 "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform", "NumaPlaceDaemon",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

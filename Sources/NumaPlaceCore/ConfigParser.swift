@@ -58,6 +58,7 @@ public enum ConfigParser {
         case maxEnvironmentBytes = "MaxEnvironmentBytes"
         case maxWorkersPerUser = "MaxWorkersPerUser"
         case maxConnections = "MaxConnections"
+        case maxConnectionsPerUser = "MaxConnectionsPerUser"
         case maxMonitorBacklog = "MaxMonitorBacklog"
 
         /// Byte sizes accept K, M and G suffixes (powers of 1024, as systemd's sizes).
@@ -74,7 +75,7 @@ public enum ConfigParser {
             switch self {
             case .maxMessageBytes, .maxArgvBytes, .maxEnvironmentBytes: return 4096...(1 << 30)
             case .maxWorkersPerUser: return 1...1_000_000
-            case .maxConnections: return 1...65536
+            case .maxConnections, .maxConnectionsPerUser: return 1...65536
             case .maxMonitorBacklog: return 1...1_000_000
             }
         }
@@ -86,6 +87,7 @@ public enum ConfigParser {
             case .maxEnvironmentBytes: return \.maxEnvironmentBytes
             case .maxWorkersPerUser: return \.maxWorkersPerUser
             case .maxConnections: return \.maxConnections
+            case .maxConnectionsPerUser: return \.maxConnectionsPerUser
             case .maxMonitorBacklog: return \.maxMonitorBacklog
             }
         }

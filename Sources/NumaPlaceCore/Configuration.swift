@@ -24,17 +24,21 @@ public struct Configuration: Hashable, Sendable {
         public var maxWorkersPerUser: Int
         /// Client connections open at the same time; at the limit the longest-idle one is closed to admit a new one.
         public var maxConnections: Int
+        /// Client connections one uid other than root may hold, so that one user's streams and
+        /// pending Waits (busy connections, never closed for a newcomer) cannot take every slot.
+        public var maxConnectionsPerUser: Int
         /// Events queued for one slow `Monitor` client before it is disconnected.
         public var maxMonitorBacklog: Int
 
         public init(maxMessageBytes: Int = 1 << 20, maxArgvBytes: Int = 256 << 10,
                     maxEnvironmentBytes: Int = 256 << 10, maxWorkersPerUser: Int = 256,
-                    maxConnections: Int = 256, maxMonitorBacklog: Int = 1024) {
+                    maxConnections: Int = 256, maxConnectionsPerUser: Int = 64, maxMonitorBacklog: Int = 1024) {
             self.maxMessageBytes = maxMessageBytes
             self.maxArgvBytes = maxArgvBytes
             self.maxEnvironmentBytes = maxEnvironmentBytes
             self.maxWorkersPerUser = maxWorkersPerUser
             self.maxConnections = maxConnections
+            self.maxConnectionsPerUser = maxConnectionsPerUser
             self.maxMonitorBacklog = maxMonitorBacklog
         }
     }

@@ -118,6 +118,7 @@ public final class Daemon: @unchecked Sendable {
         var serverLimits = ServerLimits()
         serverLimits.maxMessageBytes = configuration.limits.maxMessageBytes
         serverLimits.maxConnections = configuration.limits.maxConnections
+        serverLimits.maxConnectionsPerUser = configuration.limits.maxConnectionsPerUser
         serverLimits.maxPendingReplies = max(configuration.limits.maxMonitorBacklog, 64)
         let state = configState
         let reloadBox = ReloadBox()

@@ -51,6 +51,8 @@ public protocol VarlinkDispatcher: Sendable {
 public struct ServerLimits: Sendable {
     public var maxMessageBytes = 1 << 20
     public var maxConnections = 1024
+    /// Connections one uid other than root may hold (its busy ones included).
+    public var maxConnectionsPerUser = 256
     /// Unanswered calls queued on one connection before it is closed.
     public var maxQueuedCalls = 64
     /// Replies written but not yet taken by a slow reader before streaming stops for it.
@@ -128,39 +130,61 @@ public final class VarlinkServer: @unchecked Sendable {
     }
 }
 
-/// The open connections, for `MaxConnections`.
+/// The open connections, for `MaxConnections` and `MaxConnectionsPerUser`.
 ///
 /// When every slot is taken, the connection idle longest (no call queued or running; one following a
 /// Monitor or waiting in Wait is busy) is closed to admit the new one. A counter alone let clients that
-/// connect and never call hold every slot, so that nobody else was served until they left.
+/// connect and never call hold every slot, so that nobody else was served until they left. Busy
+/// connections are never closed for a newcomer, so a second bound applies per uid (root excepted):
+/// a user at its share gives up its own longest-idle connection, or is refused, and cannot fill the
+/// table with streams that lock every other user out.
 final class ConnectionTable: @unchecked Sendable {
     private struct Slot {
         let channel: Channel
+        let uid: UInt32
         var busy: Int
         var lastActive: UInt64
     }
 
     private let lock = NIOLock()
     private var slots: [ObjectIdentifier: Slot] = [:]
+    private var perUser: [UInt32: Int] = [:]
 
     var count: Int { lock.withLock { slots.count } }
 
+    func count(uid: UInt32) -> Int { lock.withLock { perUser[uid, default: 0] } }
+
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    /// Admits `channel` if a slot is free or an idle connection can give up its own (returned, for
-    /// the caller to close); refuses it when every connection is busy.
-    func admit(_ channel: Channel, limit: Int) -> (admitted: Bool, evicted: Channel?) {
+    /// Admits `channel` of `uid` if a slot is free or an idle connection can give up its own
+    /// (returned, for the caller to close); refuses it when every candidate is busy. Past its share,
+    /// a uid other than root can only take a slot from itself.
+    func admit(_ channel: Channel, uid: UInt32, limit: Int, perUserLimit: Int) -> (admitted: Bool, evicted: Channel?) {
         lock.withLock {
             var evicted: Channel? = nil
-            if slots.count >= limit {
-                guard let idle = slots.filter({ $0.value.busy == 0 })
-                    .min(by: { $0.value.lastActive < $1.value.lastActive }) else { return (false, nil) }
-                slots.removeValue(forKey: idle.key)
+            func evictIdle(where matches: (Slot) -> Bool) -> Bool {
+                guard let idle = slots.filter({ $0.value.busy == 0 && matches($0.value) })
+                    .min(by: { $0.value.lastActive < $1.value.lastActive }) else { return false }
+                removeSlot(idle.key)
                 evicted = idle.value.channel
+                return true
             }
-            slots[ObjectIdentifier(channel)] = Slot(channel: channel, busy: 0, lastActive: Self.now())
+            if uid != 0, perUser[uid, default: 0] >= perUserLimit {
+                guard evictIdle(where: { $0.uid == uid }) else { return (false, nil) }
+            } else if slots.count >= limit {
+                guard evictIdle(where: { _ in true }) else { return (false, nil) }
+            }
+            slots[ObjectIdentifier(channel)] = Slot(channel: channel, uid: uid, busy: 0, lastActive: Self.now())
+            perUser[uid, default: 0] += 1
             return (true, evicted)
         }
+    }
+
+    /// Under the lock.
+    private func removeSlot(_ key: ObjectIdentifier) {
+        guard let slot = slots.removeValue(forKey: key) else { return }
+        perUser[slot.uid, default: 1] -= 1
+        if perUser[slot.uid] == 0 { perUser.removeValue(forKey: slot.uid) }
     }
 
     /// A call of `channel` was queued.
@@ -180,11 +204,11 @@ final class ConnectionTable: @unchecked Sendable {
     }
 
     func remove(_ channel: Channel) {
-        lock.withLock { _ = slots.removeValue(forKey: ObjectIdentifier(channel)) }
+        lock.withLock { removeSlot(ObjectIdentifier(channel)) }
     }
 }
 
-/// A lock-protected integer (Foundation's NSLock; atomics would add a dependency for one counter).
+/// A lock-protected integer (atomics would add a dependency for one counter).
 final class ManagedAtomicCounter: @unchecked Sendable {
     private let lock = NIOLock()
     private var count = 0
@@ -229,37 +253,48 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
-        let admission = connections.admit(channel, limit: limits.maxConnections)
-        guard admission.admitted else {
-            logger.debug("connection refused: \(limits.maxConnections) connections open, none of them idle")
-            context.close(promise: nil)
-            return
-        }
-        if let idle = admission.evicted {
-            logger.debug("closing the longest-idle connection to admit a new one (\(limits.maxConnections) open)")
-            idle.close(promise: nil)
-        }
-        counted = true
+        let loop = channel.eventLoop
         let connections = self.connections
-        let sink = ChannelSink(channel: channel, maxPending: limits.maxPendingReplies)
-        let (stream, continuation) = AsyncStream<VarlinkCall>.makeStream(bufferingPolicy: .unbounded)
-        calls = continuation
+        let limits = self.limits
+        let logger = self.logger
+        // The peer's credentials decide its share of the connections, and every call's rights.
+        // (On the event loop the option is read at once, so admission happens before any read.)
         let credentials: EventLoopFuture<UCred>
         if let provider = channel as? SocketOptionProvider {
             credentials = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET),
                                                          name: SocketOptionName(SO_PEERCRED))
         } else {
-            credentials = channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+            credentials = loop.makeFailedFuture(ChannelError.operationUnsupported)
         }
-        let dispatcher = self.dispatcher
-        let loop = channel.eventLoop
-        task = Task { [weak self] in
+        let admitted = loop.makePromise(of: PeerCredentials.self)
+        credentials.whenComplete { [weak self] result in
             // Without credentials no call is served: the security model depends on them.
-            guard let cred = try? await credentials.get() else {
+            guard case .success(let cred) = result, channel.isActive else {
+                admitted.fail(ChannelError.operationUnsupported)
                 channel.close(promise: nil)
                 return
             }
-            let peer = PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid)
+            let admission = connections.admit(channel, uid: cred.uid, limit: limits.maxConnections,
+                                              perUserLimit: limits.maxConnectionsPerUser)
+            guard admission.admitted else {
+                logger.debug("connection of uid \(cred.uid) refused: its \(connections.count(uid: cred.uid)) connections, or all \(connections.count), are busy")
+                admitted.fail(ChannelError.ioOnClosedChannel)
+                channel.close(promise: nil)
+                return
+            }
+            if let idle = admission.evicted {
+                logger.debug("closing the longest-idle connection to admit one of uid \(cred.uid)")
+                idle.close(promise: nil)
+            }
+            self?.counted = true
+            admitted.succeed(PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid))
+        }
+        let sink = ChannelSink(channel: channel, maxPending: limits.maxPendingReplies)
+        let (stream, continuation) = AsyncStream<VarlinkCall>.makeStream(bufferingPolicy: .unbounded)
+        calls = continuation
+        let dispatcher = self.dispatcher
+        task = Task { [weak self] in
+            guard let peer = try? await admitted.futureResult.get() else { return }
             for await call in stream {
                 await dispatcher.handle(call, peer: peer, sink: sink)
                 connections.end(channel)

@@ -60,6 +60,7 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         MaxEnvironmentBytes=65536
         MaxWorkersPerUser=8
         MaxConnections=64
+        MaxConnectionsPerUser=5
         MaxMonitorBacklog=100
         """
         let c = try parse(text)
@@ -77,7 +78,7 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         #expect(c.localityOverrides == [a: NUMANodeID(rawValue: 1)!])
         #expect(c.limits == Configuration.Limits(maxMessageBytes: 4 << 20, maxArgvBytes: 512 << 10,
                                                  maxEnvironmentBytes: 65536, maxWorkersPerUser: 8,
-                                                 maxConnections: 64, maxMonitorBacklog: 100))
+                                                 maxConnections: 64, maxConnectionsPerUser: 5, maxMonitorBacklog: 100))
     }
 
     /// systemd.syntax(7): whitespace around keys, values and `=` is dropped; `#` and `;` start comment
@@ -251,7 +252,7 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         ("[Daemon]\nSockets=/run/x",
          "\(mainPath):2: unknown key Sockets= in [Daemon] (expected Socket=, StateDirectory=, EventSource= or WorkerCPUs=)"),
         ("[Limits]\nMatch=vendor=0x10de kind=gpu",
-         "\(mainPath):2: unknown key Match= in [Limits] (expected MaxMessageBytes=, MaxArgvBytes=, MaxEnvironmentBytes=, MaxWorkersPerUser=, MaxConnections= or MaxMonitorBacklog=)"),
+         "\(mainPath):2: unknown key Match= in [Limits] (expected MaxMessageBytes=, MaxArgvBytes=, MaxEnvironmentBytes=, MaxWorkersPerUser=, MaxConnections=, MaxConnectionsPerUser= or MaxMonitorBacklog=)"),
         ("[Daemon]\nSocket /run/x", "\(mainPath):2: expected Key=Value or [Section], found \"Socket /run/x\""),
         ("[Daemon]\n=/run/x", "\(mainPath):2: missing key before = in \"=/run/x\""),
         ("[Daemon]\nSocket=/run/\\", "\(mainPath):2: line ends in \\: continuation lines are not supported"),

@@ -837,4 +837,90 @@ extension JSONValue {
         let waited = try root.call("Wait", ["id": .string(rootID)])["worker"]
         #expect(waited?["exit"]?["signal"] == .int(Int(SIGTERM)))
     }
+
+    static let streamHolder = #"""
+    import os, socket, sys, time
+    path, count, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    def connect():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(path)
+        return s
+    def reply(s):
+        buf = b""
+        try:
+            while b"\0" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                buf += chunk
+        except OSError:
+            return None
+        return buf.split(b"\0", 1)[0]
+    streams = []
+    for i in range(count):
+        s = connect()
+        s.sendall(b'{"method":"io.numaplaced.Manager.Monitor","parameters":{},"more":true}\0')
+        print("stream", i, "served" if reply(s) else "closed", flush=True)
+        streams.append(s)
+    extra = connect()
+    try:
+        extra.sendall(b'{"method":"io.numaplaced.Manager.GetStatus"}\0')
+    except OSError:
+        pass
+    print("extra", "served" if reply(extra) else "closed", flush=True)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    """#
+
+    /// `MaxConnectionsPerUser=`: a user whose connections are all busy (Monitor streams) is refused
+    /// a new one, over a real socket with the kernel's SO_PEERCRED, while root is still served.
+    @Test(.enabled(if: LiveHost.binaryBuilt, "\(notBuilt)"),
+          .enabled(if: LiveHost.isRoot, "needs root to create a second user and change uid"),
+          .enabled(if: LiveHost.systemPython != nil && LiveHost.setpriv != nil, "needs /usr/bin/python3 and setpriv"),
+          .timeLimit(.minutes(3)))
+    func aUserCannotHoldMoreThanItsShareOfConnections() throws {
+        var created = false
+        if getpwnam(Self.testUser) == nil {
+            let add = try LiveHost.run(["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                                        Self.testUser])
+            try #require(add.status == 0, "useradd: \(add.stderr)")
+            created = true
+        }
+        defer { if created { _ = try? LiveHost.run(["/usr/sbin/userdel", Self.testUser]) } }
+        let pw = try #require(getpwnam(Self.testUser))
+        let uid = Int(pw.pointee.pw_uid), gid = Int(pw.pointee.pw_gid)
+
+        let daemon = try LiveDaemon(config: "[Limits]\nMaxConnectionsPerUser=2\n")
+        try daemon.start()
+        defer { daemon.stop() }
+        chmod(daemon.directory, 0o755)
+        chmod(daemon.directory + "/run", 0o755)
+        chmod(daemon.socket, 0o666)
+        let script = daemon.directory + "/holder.py", output = daemon.directory + "/holder.out"
+        let go = daemon.directory + "/go"
+        try Self.streamHolder.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o644)
+        FileManager.default.createFile(atPath: output, contents: nil)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: LiveHost.setpriv!)
+        holder.arguments = ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", LiveHost.systemPython!, script,
+                            daemon.socket, "2", go]
+        holder.standardOutput = FileHandle(forWritingAtPath: output)
+        try holder.run()
+        defer {
+            FileManager.default.createFile(atPath: go, contents: nil)
+            holder.waitUntilExit()
+        }
+        var lines: [String] = []
+        let deadline = LiveHost.monotonicMicroseconds() + 30_000_000
+        while lines.last?.hasPrefix("extra") != true, LiveHost.monotonicMicroseconds() < deadline {
+            usleep(20_000)
+            lines = ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+        #expect(lines == ["stream 0 served", "stream 1 served", "extra closed"])
+        // While the user's two streams are held, root (and so anyone else) is still served.
+        #expect(try daemon.client().call("GetStatus")["version"] != nil)
+    }
 }
