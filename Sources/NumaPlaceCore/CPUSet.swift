@@ -156,35 +156,88 @@ public struct CPUSet: Hashable, Sendable, CustomStringConvertible, ExpressibleBy
         if text.contains("\0") { throw .containsNUL }
         let trimmed = text.trimmingWhitespace
         if trimmed.isEmpty { return }
-        for part in trimmed.split(separator: ",", omittingEmptySubsequences: false) {
-            let p = part.trimmingWhitespace
-            guard !p.isEmpty else { throw .malformed(String(part)) }
-            var stride = 1
-            var rangeText = p
-            if let colon = p.firstIndex(of: ":") {
-                // "a-b:s" (the kernel also accepts "a-b:used/group"; only the plain stride is kept here)
-                guard let s = CPUSet.number(p[p.index(after: colon)...]), s > 0 else { throw .malformed(String(p)) }
-                stride = s
-                rangeText = p[..<colon]
-            }
-            let bounds = rangeText.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let lo = CPUSet.number(bounds[0]) else {
-                if let big = CPUSet.bigNumber(bounds[0]) { throw .tooLarge(big) }
-                throw .malformed(String(p))
-            }
-            var hi = lo
-            if bounds.count == 2 {
-                guard let h = CPUSet.number(bounds[1]) else {
-                    if let big = CPUSet.bigNumber(bounds[1]) { throw .tooLarge(big) }
-                    throw .malformed(String(p))
+        // Elements are cut at commas on the UTF-8 view (a comma is one byte, so every cut is a
+        // character boundary); each is read from its bytes when it is plain digits ("7", "0-3",
+        // "0-15:2"), else by the general path below, which also words the errors.
+        let utf8 = trimmed.utf8
+        var start = utf8.startIndex
+        while true {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? utf8.endIndex
+            try parseElement(trimmed[start..<end])
+            guard end != utf8.endIndex else { break }
+            start = utf8.index(after: end)
+        }
+    }
+
+    /// "a", "a-b" or "a-b:s" of ASCII digits only, each number at most 9 digits; nil for anything
+    /// else (whitespace, signs, other characters), which the general path then judges.
+    private static func plainElement(_ part: Substring) -> (lo: Int, hi: Int, stride: Int)? {
+        var lo = 0, hi = 0, stride = 0
+        var field = 0, digits = 0
+        for b in part.utf8 {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                digits += 1
+                guard digits <= 9 else { return nil }
+                let d = Int(b &- UInt8(ascii: "0"))
+                switch field {
+                case 0: lo = lo * 10 + d
+                case 1: hi = hi * 10 + d
+                default: stride = stride * 10 + d
                 }
-                hi = h
+            case UInt8(ascii: "-") where field == 0 && digits > 0:
+                field = 1
+                digits = 0
+            case UInt8(ascii: ":") where field == 1 && digits > 0:
+                field = 2
+                digits = 0
+            default:
+                return nil
             }
+        }
+        guard digits > 0 else { return nil }
+        switch field {
+        case 0: return (lo, lo, 1)
+        case 1: return (lo, hi, 1)
+        default: return stride > 0 ? (lo, hi, stride) : nil
+        }
+    }
+
+    private mutating func parseElement(_ part: Substring) throws(ParseError) {
+        if let (lo, hi, stride) = CPUSet.plainElement(part) {
             if lo >= CPUSet.limit { throw .tooLarge(lo) }
             if hi >= CPUSet.limit { throw .tooLarge(hi) }
             if hi < lo { throw .backwardsRange(lo, hi) }
             insert(from: lo, through: hi, by: stride)
+            return
         }
+        let p = part.trimmingWhitespace
+        guard !p.isEmpty else { throw .malformed(String(part)) }
+        var stride = 1
+        var rangeText = p
+        if let colon = p.firstIndex(of: ":") {
+            // "a-b:s" (the kernel also accepts "a-b:used/group"; only the plain stride is kept here)
+            guard let s = CPUSet.number(p[p.index(after: colon)...]), s > 0 else { throw .malformed(String(p)) }
+            stride = s
+            rangeText = p[..<colon]
+        }
+        let bounds = rangeText.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let lo = CPUSet.number(bounds[0]) else {
+            if let big = CPUSet.bigNumber(bounds[0]) { throw .tooLarge(big) }
+            throw .malformed(String(p))
+        }
+        var hi = lo
+        if bounds.count == 2 {
+            guard let h = CPUSet.number(bounds[1]) else {
+                if let big = CPUSet.bigNumber(bounds[1]) { throw .tooLarge(big) }
+                throw .malformed(String(p))
+            }
+            hi = h
+        }
+        if lo >= CPUSet.limit { throw .tooLarge(lo) }
+        if hi >= CPUSet.limit { throw .tooLarge(hi) }
+        if hi < lo { throw .backwardsRange(lo, hi) }
+        insert(from: lo, through: hi, by: stride)
     }
 
     /// Adds every `step`-th CPU from `lo` through `hi`, one 64-bit word at a time: a range costs
@@ -194,6 +247,11 @@ public struct CPUSet: Hashable, Sendable, CustomStringConvertible, ExpressibleBy
         guard lo >= 0, hi >= lo, step > 0 else { return }
         let lastWord = hi / 64
         if lastWord >= words.count { words.append(contentsOf: repeatElement(0, count: lastWord - words.count + 1)) }
+        if lo == hi {
+            // One CPU, the common element of a list: its bit makes the last word non-zero.
+            words[lo / 64] |= 1 << UInt64(lo % 64)
+            return
+        }
         if step >= 64 {
             for cpu in Swift.stride(from: lo, through: hi, by: step) { words[cpu / 64] |= 1 << UInt64(cpu % 64) }
         } else {

@@ -170,4 +170,35 @@ struct CPUSetTests {
         #expect(CPUSet().last == nil)
         #expect(Set([a, cpuset("0-7"), cpuset("0-3,4-7")]).count == 1)   // Hashable agrees with ==
     }
+
+    /// Plain elements are read from their bytes, the rest by the general path: both must agree.
+    /// Spaces inside an element send it down the general path; the sets must not differ.
+    @Test func plainAndGeneralPathsAgree() throws {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var plain: [String] = [], spaced: [String] = []
+            for _ in 0..<Int.random(in: 1...12, using: &rng) {
+                let lo = Int.random(in: 0...4000, using: &rng)
+                switch Int.random(in: 0...2, using: &rng) {
+                case 0:
+                    plain.append("\(lo)"); spaced.append(" \(lo) ")
+                case 1:
+                    let hi = lo + Int.random(in: 0...300, using: &rng)
+                    plain.append("\(lo)-\(hi)"); spaced.append("\(lo)-\(hi)\t")
+                default:
+                    let hi = lo + Int.random(in: 0...300, using: &rng), step = Int.random(in: 1...70, using: &rng)
+                    plain.append("\(lo)-\(hi):\(step)"); spaced.append(" \(lo)-\(hi):\(step)")
+                }
+            }
+            let a = try CPUSet(cpulist: plain.joined(separator: ","))
+            let b = try CPUSet(cpulist: spaced.joined(separator: ","))
+            #expect(a == b, "\(plain) vs \(spaced)")
+            #expect(try CPUSet(cpulist: a.cpulist) == a)
+        }
+        // Leading zeros, and the errors of elements that look plain but are not.
+        #expect(try CPUSet(cpulist: "007,0010-0011") == CPUSet([7, 10, 11]))
+        #expect(throws: CPUSet.ParseError.backwardsRange(9, 3)) { try CPUSet(cpulist: "1,9-3:2") }
+        #expect(throws: CPUSet.ParseError.tooLarge(70000)) { try CPUSet(cpulist: "1,70000") }
+        #expect(throws: CPUSet.ParseError.malformed("0-3:0")) { try CPUSet(cpulist: "0-3:0") }
+    }
 }
