@@ -88,10 +88,40 @@ public struct VarlinkCall: Sendable {
         } catch let DecodingError.valueNotFound(_, ctx) {
             throw .invalidParameter(Self.path(ctx.codingPath))
         } catch let DecodingError.dataCorrupted(ctx) {
+            // FoundationEssentials reports a number that does not fit the field's type (1.5 or 1e99
+            // for an integer) as corrupt data with no coding path. The message is valid JSON (the
+            // envelope was parsed), and no member of this interface is fractional: name the first
+            // non-integral number instead of "parameters".
+            if ctx.codingPath.isEmpty, let path = firstNonIntegralNumber() {
+                throw .invalidParameter(path)
+            }
             throw .invalidParameter(Self.path(ctx.codingPath))
         } catch {
             throw .invalidParameter("parameters")
         }
+    }
+
+    /// The path (`exclusiveCores`, `argv[2]`) of the first number in the parameters that is not
+    /// an integer an `Int` holds; members in key order.
+    private func firstNonIntegralNumber() -> String? {
+        struct Envelope: Decodable { let parameters: JSONValue? }
+        guard let root = (try? JSONDecoder().decode(Envelope.self, from: raw))?.parameters else { return nil }
+        func find(_ v: JSONValue, _ path: String) -> String? {
+            switch v {
+            case .double: return path
+            case .array(let a):
+                for (i, e) in a.enumerated() { if let p = find(e, path + "[\(i)]") { return p } }
+                return nil
+            case .object(let o):
+                for key in o.keys.sorted() {
+                    if let p = find(o[key]!, path.isEmpty ? key : path + "." + key) { return p }
+                }
+                return nil
+            default:
+                return nil
+            }
+        }
+        return find(root, "")
     }
 
     private static func path(_ keys: [CodingKey]) -> String {

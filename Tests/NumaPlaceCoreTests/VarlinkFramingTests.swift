@@ -173,6 +173,18 @@ import Testing
         }
     }
 
+    /// A fractional or out-of-range number for an integer member names that member, although the
+    /// decoder itself reports it with no path.
+    @Test func fractionalNumbersForIntegersNameTheField() throws {
+        let m = "io.numaplaced.Manager"
+        #expect(try invalidParameter(#"{"method":"\#(m).Spawn","parameters":{"argv":["/bin/true"],"exclusiveCores":1.5}}"#,
+                                     as: Manager.SpawnParameters.self) == "exclusiveCores")
+        #expect(try invalidParameter(#"{"method":"\#(m).Spawn","parameters":{"argv":["/bin/true"],"node":1e99}}"#,
+                                     as: Manager.SpawnParameters.self) == "node")
+        #expect(try invalidParameter(#"{"method":"\#(m).Signal","parameters":{"id":"w1","signal":-0.5}}"#,
+                                     as: Manager.SignalParameters.self) == "signal")
+    }
+
     @Test func wrongParameterTypesNameTheField() throws {
         let m = "io.numaplaced.Manager"
         #expect(try invalidParameter(#"{"method":"\#(m).GetDevice","parameters":{"address":5}}"#,
