@@ -243,12 +243,57 @@ class SystemdSession:
         expect(rc != 0, 'adopted worker pid %d still alive after kill + wait' % pid)
         return 'worker %s (pid %d) re-adopted by MainPID %s, then killed through it' % (wid, pid, after['MainPID'])
 
+    def reload_watchdog(self):
+        """Under PID 1: `systemctl reload` (SIGHUP; RELOADING=1, then READY=1) keeps the same MainPID; a bad
+        drop-in is refused and the running configuration keeps serving; a 2 s WatchdogSec is kept fed."""
+        journal = 'journalctl -u numaplaced.service -o cat --no-pager'
+        before = self.show('numaplaced.service', 'MainPID')['MainPID']
+        reloaded = int(self.sh('%s | grep -c "configuration reloaded" || true' % journal).strip() or 0)
+        self.sh('systemctl reload numaplaced.service', 60)
+        wait_guest(self.agent, '[ $(%s | grep -c "configuration reloaded") -gt %d ]' % (journal, reloaded), 30,
+                   'the reload logged')
+        st = self.show('numaplaced.service', 'ActiveState', 'SubState', 'MainPID')
+        expect(st.get('ActiveState') == 'active' and st.get('MainPID') == before,
+               'after reload: %s (MainPID before %s)' % (st, before))
+
+        bad = '/etc/numaplaced/numaplaced.conf.d/99-bad.conf'
+        self.sh('mkdir -p /etc/numaplaced/numaplaced.conf.d && printf "[Limits]\\nMaxConnections=none\\n" > %s' % bad)
+        try:
+            self.sh('systemctl reload numaplaced.service', 60)
+            wait_guest(self.agent, '%s | grep -q "configuration refused"' % journal, 30, 'the refusal logged')
+            refusal = self.sh('%s | grep "configuration refused" | tail -1' % journal).strip()
+            expect('99-bad.conf:2' in refusal, 'the refusal does not name the file and line: %s' % refusal)
+            st = self.show('numaplaced.service', 'ActiveState', 'MainPID')
+            expect(st.get('ActiveState') == 'active' and st.get('MainPID') == before,
+                   'after a refused reload: %s' % st)
+            status = self.ctl.call('status')
+            expect(isinstance(status, dict) and status.get('version'), 'status after a refused reload: %s' % status)
+        finally:
+            self.agent.run('rm -f %s' % bad)
+
+        dropin = '/run/systemd/system/numaplaced.service.d/np-watchdog.conf'
+        self.sh('mkdir -p %s && printf "[Service]\\nWatchdogSec=2s\\n" > %s && systemctl daemon-reload'
+                % (os.path.dirname(dropin), dropin))
+        try:
+            self.sh('systemctl restart numaplaced.service', 120)
+            first = self.show('numaplaced.service', 'MainPID', 'NRestarts', 'WatchdogUSec')
+            expect(first.get('WatchdogUSec') in ('2s', '2000000'), 'WatchdogSec drop-in not applied: %s' % first)
+            time.sleep(8)   # four watchdog intervals
+            later = self.show('numaplaced.service', 'MainPID', 'NRestarts', 'ActiveState', 'WatchdogTimestampMonotonic')
+            expect(later.get('ActiveState') == 'active' and later.get('MainPID') == first.get('MainPID')
+                   and later.get('NRestarts') == first.get('NRestarts'),
+                   'the watchdog fired: before %s, 8 s later %s' % (first, later))
+        finally:
+            self.agent.run('rm -f %s && systemctl daemon-reload' % dropin)
+        return 'reload kept MainPID %s; a bad drop-in was refused (%s); fed a 2 s watchdog for 8 s (MainPID %s)' % (
+            before, refusal[:80], later.get('MainPID'))
+
     # --- the session ----------------------------------------------------------------------------------------
 
     def run(self, skipped_reason=None):
         r = self.report
         names = ['systemd-socket-activation', 'systemd-ready-status', 'systemd-journal-fields',
-                 'systemd-udev-events', 'systemd-restart-adopt']
+                 'systemd-udev-events', 'systemd-restart-adopt', 'systemd-reload-watchdog']
         try:
             if not r.run('systemd-boot', self.boot):
                 r.note('console:\n' + self.vm.console_tail(60))
@@ -270,6 +315,7 @@ class SystemdSession:
             r.run('systemd-journal-fields', self.journal_fields)
             r.run('systemd-udev-events', self.udev_events)
             r.run('systemd-restart-adopt', self.restart_adopt)
+            r.run('systemd-reload-watchdog', self.reload_watchdog)
         finally:
             if self.agent:
                 try:
