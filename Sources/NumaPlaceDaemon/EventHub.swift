@@ -1,4 +1,3 @@
-import Dispatch
 import NIOConcurrencyHelpers
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -1,12 +1,8 @@
-import Dispatch
 import NIOPosix
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
-#endif
-#if canImport(Glibc)
-import Glibc
 #endif
 import Logging
 import NumaPlaceCore
