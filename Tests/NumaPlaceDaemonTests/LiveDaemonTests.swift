@@ -118,6 +118,13 @@ final class LiveDaemon {
     var pid: Int32 { process?.processIdentifier ?? -1 }
 
     /// Starts the daemon and returns once it accepts connections.
+    /// Lets another user reach the socket: the directories traversable, the socket writable.
+    func openToOtherUsers() {
+        chmod(directory, 0o755)
+        chmod(directory + "/run", 0o755)
+        chmod(socket, 0o666)
+    }
+
     func start() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: LiveHost.binary)
@@ -703,6 +710,26 @@ extension JSONValue {
 
     static let testUser = "numaplace-test"
 
+    /// The second user, created for the test when it does not exist yet (and then removed after it).
+    struct TestUser {
+        let uid: Int
+        let gid: Int
+        let created: Bool
+        func remove() { if created { _ = try? LiveHost.run(["/usr/sbin/userdel", testUser]) } }
+    }
+
+    static func makeTestUser() throws -> TestUser {
+        var created = false
+        if getpwnam(testUser) == nil {
+            let add = try LiveHost.run(["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                                        testUser])
+            try #require(add.status == 0, "useradd: \(add.stderr)")
+            created = true
+        }
+        let pw = try #require(getpwnam(testUser))
+        return TestUser(uid: Int(pw.pointee.pw_uid), gid: Int(pw.pointee.pw_gid), created: created)
+    }
+
     static let rawClient = #"""
     import json, socket, sys
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -725,24 +752,14 @@ extension JSONValue {
           .enabled(if: LiveHost.systemPython != nil && LiveHost.setpriv != nil, "needs /usr/bin/python3 and setpriv"),
           .timeLimit(.minutes(3)))
     func secondUserIsConfinedToItsOwnWorkers() throws {
-        var created = false
-        if getpwnam(Self.testUser) == nil {
-            let add = try LiveHost.run(["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                                        Self.testUser])
-            try #require(add.status == 0, "useradd: \(add.stderr)")
-            created = true
-        }
-        defer { if created { _ = try? LiveHost.run(["/usr/sbin/userdel", Self.testUser]) } }
-        let pw = try #require(getpwnam(Self.testUser))
-        let uid = Int(pw.pointee.pw_uid), gid = Int(pw.pointee.pw_gid)
+        let user = try Self.makeTestUser()
+        defer { user.remove() }
+        let uid = user.uid, gid = user.gid
 
         let daemon = try LiveDaemon()
         try daemon.start()
         defer { daemon.stop() }
-        // The user must reach the socket: the directories are traversable and the socket writable.
-        chmod(daemon.directory, 0o755)
-        chmod(daemon.directory + "/run", 0o755)
-        chmod(daemon.socket, 0o666)
+        daemon.openToOtherUsers()
         let script = daemon.directory + "/client.py"
         try Self.rawClient.write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o644)
@@ -881,23 +898,14 @@ extension JSONValue {
           .enabled(if: LiveHost.systemPython != nil && LiveHost.setpriv != nil, "needs /usr/bin/python3 and setpriv"),
           .timeLimit(.minutes(3)))
     func aUserCannotHoldMoreThanItsShareOfConnections() throws {
-        var created = false
-        if getpwnam(Self.testUser) == nil {
-            let add = try LiveHost.run(["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                                        Self.testUser])
-            try #require(add.status == 0, "useradd: \(add.stderr)")
-            created = true
-        }
-        defer { if created { _ = try? LiveHost.run(["/usr/sbin/userdel", Self.testUser]) } }
-        let pw = try #require(getpwnam(Self.testUser))
-        let uid = Int(pw.pointee.pw_uid), gid = Int(pw.pointee.pw_gid)
+        let user = try Self.makeTestUser()
+        defer { user.remove() }
+        let uid = user.uid, gid = user.gid
 
         let daemon = try LiveDaemon(config: "[Limits]\nMaxConnectionsPerUser=2\n")
         try daemon.start()
         defer { daemon.stop() }
-        chmod(daemon.directory, 0o755)
-        chmod(daemon.directory + "/run", 0o755)
-        chmod(daemon.socket, 0o666)
+        daemon.openToOtherUsers()
         let script = daemon.directory + "/holder.py", output = daemon.directory + "/holder.out"
         let go = daemon.directory + "/go"
         try Self.streamHolder.write(toFile: script, atomically: true, encoding: .utf8)
