@@ -195,7 +195,7 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
         let backlog = hub.maxBacklog
         let pending = ManagedAtomicCounter()
         let sub = hub.subscribe(deliver: { event in
-            if let w = event.worker, !peer.isRoot, UInt32(w.uid) != peer.uid { return true }
+            if let w = event.worker, !peer.owns(w) { return true }
             guard pending.increment(limit: backlog) else { return false }
             continuation.yield(event)
             return true

@@ -26,6 +26,9 @@ public struct PeerCredentials: Hashable, Sendable {
     }
 
     public var isRoot: Bool { uid == 0 }
+
+    /// Whether this caller may see `worker`: root sees every worker, a user its own.
+    public func owns(_ worker: Manager.Worker) -> Bool { isRoot || worker.uid == Int(uid) }
 }
 
 /// Where a method writes its replies. One per connection; replies go out in call order.

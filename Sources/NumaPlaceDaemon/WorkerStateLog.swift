@@ -44,8 +44,8 @@ public final class WorkerStateLog: @unchecked Sendable {
         var maxID = 0
         for line in data.split(separator: UInt8(ascii: "\n")) {
             // A torn last line (the daemon died mid-write) or garbage is skipped, never fatal.
-            guard let r = try? JSONDecoder().decode(Record.self, from: Data(line)) else { continue }
-            if let n = Int(r.id.drop(while: { !$0.isNumber })) { maxID = max(maxID, n) }
+            guard let r = try? JSONDecoder().decode(Record.self, from: Data(line)), let n = Self.idNumber(r) else { continue }
+            maxID = max(maxID, n)
             if r.op == "start", r.worker != nil {
                 if live[r.id] == nil { order.append(r.id) }
                 live[r.id] = r
@@ -54,6 +54,19 @@ public final class WorkerStateLog: @unchecked Sendable {
             }
         }
         return (order.compactMap { live[$0] }, maxID)
+    }
+
+    /// The number of a record's id (`w17` → 17), or nil for a record that cannot be one this daemon
+    /// wrote: an id not of that form or beyond 2^52, a worker whose pid is not a pid or whose uid or
+    /// gid is out of range. Such a record is skipped like a torn line: the file is the daemon's own,
+    /// but a corrupt one must not trap a conversion at every start (a crash loop under Restart=).
+    static func idNumber(_ r: Record) -> Int? {
+        guard r.id.first == "w", let n = Int(r.id.dropFirst()), (1...(1 << 52)).contains(n) else { return nil }
+        if let w = r.worker {
+            guard (1...Int(Int32.max)).contains(w.pid), (0...Int(UInt32.max - 1)).contains(w.uid),
+                  (0...Int(UInt32.max - 1)).contains(w.gid) else { return nil }
+        }
+        return n
     }
 
     /// Appends one record. Failures (full disk, read-only directory) are remembered and reported,
@@ -103,8 +116,7 @@ public final class WorkerStateLog: @unchecked Sendable {
         let tmp = path + ".tmp"
         var out = Data()
         for r in live {
-            guard let b = try? JSONEncoder().encode(r) else { continue }
-            out.append(b)
+            out.append(contentsOf: r.jsonBytes)
             out.append(UInt8(ascii: "\n"))
         }
         guard FileManager.default.createFile(atPath: tmp, contents: out, attributes: [.posixPermissions: 0o600]) else {

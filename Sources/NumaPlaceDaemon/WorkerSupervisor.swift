@@ -453,17 +453,13 @@ public actor WorkerSupervisor {
 
     // MARK: Queries
 
-    private func visible(_ e: Entry, to peer: PeerCredentials) -> Bool {
-        peer.isRoot || UInt32(e.worker.uid) == peer.uid
-    }
-
     public func list(for peer: PeerCredentials) -> [Manager.Worker] {
-        order.compactMap { entries[$0] }.filter { visible($0, to: peer) }.map(\.worker)
+        order.compactMap { entries[$0] }.filter { peer.owns($0.worker) }.map(\.worker)
     }
 
     public func counts(for peer: PeerCredentials) -> (total: Int, running: Int) {
         if peer.isRoot { return (entries.count, running.count) }
-        let mine = entries.values.filter { visible($0, to: peer) }
+        let mine = entries.values.filter { peer.owns($0.worker) }
         return (mine.count, mine.filter { $0.worker.state == "running" }.count)
     }
 
@@ -475,7 +471,7 @@ public actor WorkerSupervisor {
     private func entry(_ id: String, for peer: PeerCredentials) throws(VarlinkError) -> Entry {
         // A worker someone else owns is reported as absent, not as forbidden: ids are not secrets
         // worth confirming to other users.
-        guard let e = entries[id], visible(e, to: peer) else { throw Manager.noSuchWorker(id) }
+        guard let e = entries[id], peer.owns(e.worker) else { throw Manager.noSuchWorker(id) }
         return e
     }
 

@@ -572,6 +572,30 @@ extension JSONValue {
         #expect(reply["worker"]?["state"] == .string("exited"))
     }
 
+    /// A corrupt state log (a pid beyond pid_t, a negative uid, an id at Int.max) is skipped line by
+    /// line: adoption, ListWorkers and the next id go on instead of trapping at every start.
+    @Test func corruptStateLogRecordsAreSkipped() async throws {
+        let stateDir = machine.path("state-corrupt")
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        func line(id: String, pid: Int, uid: Int) -> String {
+            #"{"op":"start","id":"\#(id)","startTicks":1,"worker":{"id":"\#(id)","pid":\#(pid),"uid":\#(uid),"gid":0,"#
+                + #""argv":["/bin/true"],"state":"running","startedAt":0,"requested":{"cpus":"0","memoryPolicy":"default","#
+                + #""memoryNodes":[]},"degraded":[],"exclusiveCores":[],"adopted":false}}"#
+        }
+        let text = [line(id: "w3", pid: 1 << 40, uid: 0), line(id: "w4", pid: 4_194_300, uid: -5),
+                    line(id: "w9223372036854775807", pid: 4_194_301, uid: 0), line(id: "x5", pid: 4_194_302, uid: 0),
+                    line(id: "w6", pid: 4_194_303, uid: 0)].joined(separator: "\n") + "\n"
+        try text.write(toFile: stateDir + "/workers.log", atomically: true, encoding: .utf8)
+        let supervisor = WorkerSupervisor(store: store, hub: hub, stateLog: WorkerStateLog(directory: stateDir),
+                                          spawner: Spawner(savedOriginal: Self.allowed), logger: Logger(label: "test"),
+                                          procRoot: SysfsRoot("/"), spawnEnabled: false)
+        // Only w6 is a record this daemon could have written; its pid runs no such process here.
+        #expect(await supervisor.adopt() == (adopted: 0, gone: 1))
+        let listed = await supervisor.list(for: Self.root)
+        #expect(listed.map(\.id) == ["w6"] && listed.first?.state == "exited")
+        #expect(await supervisor.list(for: Self.user).isEmpty)
+    }
+
     @Test func workerQueriesForUnknownIDs() async throws {
         var r = try await call(#"{"method":"io.numaplaced.Manager.GetWorker","parameters":{"id":"w1"}}"#)
         #expect(r.error == "io.numaplaced.Manager.NoSuchWorker")
