@@ -46,6 +46,15 @@ public struct Configuration: Hashable, Sendable {
     public static let defaultSocketPath = "/run/numaplaced/io.numaplaced"
     public static let defaultStateDirectory = "/run/numaplaced"
 
+    /// The socket for a run without a configured one: `/run/numaplaced` for root, otherwise
+    /// `$XDG_RUNTIME_DIR/numaplaced` (or `/tmp/numaplaced-UID`), so that a user's run needs no
+    /// privilege. The daemon binds it and numaplacectl looks for it there.
+    public static func runtimeSocketPath(euid: UInt32, xdgRuntimeDirectory: String?) -> String {
+        if euid == 0 { return defaultSocketPath }
+        if let xdg = xdgRuntimeDirectory, xdg.hasPrefix("/") { return xdg + "/numaplaced/io.numaplaced" }
+        return "/tmp/numaplaced-\(euid)/io.numaplaced"
+    }
+
     // [Daemon]
     /// The Varlink socket bound when systemd did not pass one (socket activation wins).
     public var socketPath: String

@@ -29,14 +29,9 @@ public struct DaemonOptions: Sendable {
 
     public init() {}
 
-    /// The socket for a run without a configured one: `/run/numaplaced` for root, otherwise
-    /// `$XDG_RUNTIME_DIR/numaplaced` (or `/tmp/numaplaced-UID`), so that a user's run needs no privilege.
+    /// The socket for a run without a configured one (`Configuration.runtimeSocketPath`).
     public static func defaultSocketPath() -> String {
-        if geteuid() == 0 { return Configuration.defaultSocketPath }
-        if let xdg = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), xdg.hasPrefix("/") {
-            return xdg + "/numaplaced/io.numaplaced"
-        }
-        return "/tmp/numaplaced-\(geteuid())/io.numaplaced"
+        Configuration.runtimeSocketPath(euid: geteuid(), xdgRuntimeDirectory: getenv("XDG_RUNTIME_DIR").map { String(cString: $0) })
     }
 }
 

@@ -149,14 +149,12 @@ public enum VarlinkProtocolError: Error, Equatable, Sendable, CustomStringConver
     case invalidJSON
     case badEnvelope
     case tooDeep
-    case tooLarge(Int)
 
     public var description: String {
         switch self {
         case .invalidJSON: return "message is not valid JSON (or not UTF-8)"
         case .badEnvelope: return "message is not an object with a string \"method\""
         case .tooDeep: return "message nests deeper than \(VarlinkCall.maxNestingDepth) levels"
-        case .tooLarge(let n): return "message exceeds \(n) bytes"
         }
     }
 }

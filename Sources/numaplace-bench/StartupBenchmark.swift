@@ -179,6 +179,9 @@ struct WorkerMemoryBenchmark: ParsableCommand {
         let rss0 = Bench.rssKB(d.pid) ?? 0, fds0 = Bench.fdCount(d.pid) ?? 0
 
         let pids = Locked([pid_t]()), errors = Locked([String]())
+        // Workers outlive the daemon by design: whatever ends this benchmark, they must not stay
+        // behind (idle-worker pauses forever). Declared after `d.stop()`'s defer, so it runs first.
+        defer { for pid in pids.current { kill(pid, SIGKILL) } }
         let counter = Locked(0)
         let given = command.first == "--" ? Array(command.dropFirst()) : command
         let total = workers, socket = d.socket, argv = given.isEmpty ? ["/bin/sleep", "3600"] : given

@@ -67,8 +67,6 @@ enum ExitStatus {
 }
 
 extension VarlinkError {
-    var shortName: String { name.split(separator: ".").last.map(String.init) ?? name }
-
     var isPermissionDenied: Bool {
         name == "\(Manager.interface).PermissionDenied" || name == "org.varlink.service.PermissionDenied"
     }

@@ -178,22 +178,22 @@ enum AtomicFile {
         let temp = (dir == "/" ? "" : dir) + "/.\(base).numaplacectl-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .local("cannot create \(temp): \(String(cString: strerror(errno)))") }
-        var ok = true
+        var failure: Int32? = nil   // the errno of the call that failed
         var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty, ok {
+        while !bytes.isEmpty, failure == nil {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                ok = false
+                failure = errno
             } else {
                 bytes = bytes.dropFirst(n)
             }
         }
-        let e = errno
-        if ok && fsync(fd) != 0 { ok = false }
+        if failure == nil && fsync(fd) != 0 { failure = errno }
         close(fd)
-        guard ok, rename(temp, path) == 0 else {
-            let why = String(cString: strerror(ok ? errno : e))
+        if failure == nil && rename(temp, path) != 0 { failure = errno }
+        if let failure {
+            let why = String(cString: strerror(failure))
             unlink(temp)
             throw .local("cannot write \(path): \(why)")
         }

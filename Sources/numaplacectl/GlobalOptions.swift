@@ -27,13 +27,10 @@ struct GlobalOptions: ParsableArguments {
         return Self.defaultSocketPath(environment: environment, euid: geteuid())
     }
 
-    /// The same choice as the daemon's `DaemonOptions.defaultSocketPath` (the CLI speaks the protocol
-    /// only and cannot link the daemon), with `$NUMAPLACE_SOCKET` in front.
+    /// `$NUMAPLACE_SOCKET`, else where the daemon binds by default (`Configuration.runtimeSocketPath`).
     static func defaultSocketPath(environment: [String: String], euid: uid_t) -> String {
         if let s = environment["NUMAPLACE_SOCKET"], !s.isEmpty { return s }
-        if euid == 0 { return Configuration.defaultSocketPath }
-        if let xdg = environment["XDG_RUNTIME_DIR"], xdg.hasPrefix("/") { return xdg + "/numaplaced/io.numaplaced" }
-        return "/tmp/numaplaced-\(euid)/io.numaplaced"
+        return Configuration.runtimeSocketPath(euid: euid, xdgRuntimeDirectory: environment["XDG_RUNTIME_DIR"])
     }
 }
 

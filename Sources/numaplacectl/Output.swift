@@ -81,23 +81,11 @@ enum Output {
         }
     }
 
-    /// RFC 8259 string escaping: quote, backslash and control characters; everything else as UTF-8.
+    /// RFC 8259 string escaping, as the daemon writes it (`JSONWriter.appendQuoted`).
     private static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
+        var bytes: [UInt8] = []
+        JSONWriter.appendQuoted(s, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -172,7 +172,7 @@ struct Spawn: ManagerCommand {
     static func exitCode(_ e: Manager.ExitStatus?) -> Int32 {
         switch (e?.how, e?.code, e?.signal) {
         case ("exited", let code?, _): return Int32(truncatingIfNeeded: code & 0xff)
-        case ("killed", _, let signal?): return Int32(truncatingIfNeeded: 128 + signal)
+        case ("killed", _, let signal?) where (1...127).contains(signal): return Int32(128 + signal)
         default: return ExitStatus.errorReply
         }
     }
