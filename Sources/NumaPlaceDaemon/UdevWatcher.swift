@@ -77,14 +77,16 @@ public final class UdevWatcher: Service, @unchecked Sendable {
                 }
                 if polls[1].revents != 0 { break }
                 var events: [UdevEvent] = []
+                errno = 0
                 while let e = monitor.receive() { events.append(e) }
-                if events.isEmpty {
-                    // Readable yet nothing decoded: filtered events, or ENOBUFS (events lost) — rescan to be safe.
-                    if errno == ENOBUFS {
-                        continuation.yield(Batch(devices: [], rescan: true, firstReceivedAt: 0))
-                    }
+                // The drain ends at EAGAIN, at a filtered event, or at ENOBUFS: events were lost, and
+                // the kernel reports that ahead of what is still queued, so it may come after some
+                // events were read. Either way the table is rebuilt.
+                if errno == ENOBUFS {
+                    continuation.yield(Batch(devices: [], rescan: true, firstReceivedAt: 0))
                     continue
                 }
+                if events.isEmpty { continue }
                 let batch = UdevWatcher.coalesce(events)
                 if !batch.isEmpty { continuation.yield(batch) }
             }

@@ -296,12 +296,20 @@ public struct Spawner: Sendable {
     /// execvp(3)'s lookup, done in the parent: a name with a slash is used as is; otherwise the first
     /// regular, executable file named so in `path` (the worker's PATH), the daemon's PATH, or
     /// `defaultPath`. Only existence and mode bits are checked here; execve has the last word.
+    /// Unlike execvp, relative PATH entries (and empty ones, meaning ".") are skipped: they would be
+    /// looked up from the daemon's working directory, while the worker execs after chdir to its own.
+    /// The client controls both PATH and the name, and this runs on the one spawn thread: a name
+    /// longer than a file name can be, and PATHs past `maxSearchDirectories` entries, stop early.
     static func resolve(_ name: String, path: String?) throws(SpawnError) -> String {
         if name.contains("/") { return name }
+        guard name.utf8.count <= Int(NAME_MAX) else {
+            throw SpawnError(step: .exec, errno: Errno(ENAMETOOLONG), operation: "exec \(name.prefix(64))…")
+        }
         let search = path ?? getenv("PATH").map { String(cString: $0) } ?? defaultPath
         var sawDenied = false
-        for dir in search.split(separator: ":", omittingEmptySubsequences: false) {
-            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
+        for dir in search.split(separator: ":", omittingEmptySubsequences: false).prefix(maxSearchDirectories)
+        where dir.hasPrefix("/") {
+            let candidate = String(dir) + "/" + name
             var st = stat()
             guard stat(candidate, &st) == 0 else { continue }
             guard st.st_mode & S_IFMT == S_IFREG else { continue }
@@ -309,8 +317,11 @@ public struct Spawner: Sendable {
             sawDenied = true
         }
         throw SpawnError(step: .exec, errno: sawDenied ? .permissionDenied : .noSuchFileOrDirectory,
-                         operation: "exec \(name) (searched PATH \(search))")
+                         operation: "exec \(name) (searched PATH \(search.prefix(1024)))")
     }
+
+    /// PATH entries `resolve` tries at most (a real PATH has a dozen).
+    static let maxSearchDirectories = 256
 
     /// A CPU or node set as the kernel's array of unsigned longs, at least `minimumBits` long.
     static func kernelMask(_ set: CPUSet, minimumBits: Int = 64) -> [UInt] {

@@ -43,6 +43,21 @@ extension PlatformTests {
             Case(name: "a name not found in PATH", step: .exec, errno: ENOENT) {
                 try request(["numaplace-no-such-tool"]) { $0.environment["PATH"] = Scratch.dir }
             },
+            Case(name: "a name longer than NAME_MAX is not searched for", step: .exec, errno: ENAMETOOLONG) {
+                try request([String(repeating: "x", count: 300)]) { $0.environment["PATH"] = "/usr/bin:/bin" }
+            },
+            // A relative PATH entry would be read from the daemon's working directory, not the
+            // worker's: not searched, even where the file is there (a scratch executable, named by its
+            // path relative to this process's working directory).
+            Case(name: "relative PATH entries are not searched", step: .exec, errno: ENOENT) {
+                let exe = Scratch.file("relative-path-tool", contents: "#!/bin/sh\n", mode: 0o755)
+                let cwd = FileManager.default.currentDirectoryPath
+                let up = String(repeating: "../", count: cwd.split(separator: "/").count)
+                let relativeDir = up + Scratch.dir.dropFirst()
+                try #require(access(relativeDir + "/relative-path-tool", X_OK) == 0, "\(relativeDir) from \(cwd)")
+                _ = exe
+                return try request(["relative-path-tool"]) { $0.environment["PATH"] = relativeDir }
+            },
             Case(name: "missing working directory", step: .chdir, errno: ENOENT,
                  description: "chdir /nonexistent/dir: No such file or directory") {
                 try request(["/bin/true"]) { $0.workingDirectory = "/nonexistent/dir" }
