@@ -23,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from nptest import (Client, Daemon, Monitor, Report, VarlinkError, children, first_node, kill_quietly,  # noqa: E402
+from nptest import (Daemon, Monitor, Report, VarlinkError, children, first_node, kill_quietly,  # noqa: E402
                     process_state)
 
 R = Report("faults")
@@ -431,10 +431,14 @@ def reload(binary, workdir):
         for i in range(rounds):
             write("[Placement]\nDefaultMemoryPolicy=sideways\n")
             d.signal(signal.SIGHUP)
-            time.sleep(0.2)
+            # The bad file must have been read (and refused) before the good one replaces it; two
+            # SIGHUPs close together may also be handled as one.
+            deadline = time.monotonic() + 10
+            while d.log_text().count("configuration refused") <= i and time.monotonic() < deadline:
+                time.sleep(0.02)
             write("[Placement]\nDefaultMemoryPolicy=%s\n" % ("bind" if i % 2 == 0 else "preferred"))
-            d.signal(signal.SIGHUP)
             start = len(mon.events)
+            d.signal(signal.SIGHUP)
             e = mon.wait_for(lambda e: e["kind"] == "configurationReloaded", timeout=10, start=start)
             reloaded += e is not None
             time.sleep(0.2)

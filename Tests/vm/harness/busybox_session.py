@@ -196,6 +196,8 @@ class BusyboxSession:
             rc, out, err = self.ctl.try_call('spawn --device %s --exclusive-cores 1 --admission strict -- %s'
                                              % (GPU, PROBE))
             expect(rc != 0, 'a third exclusive worker was admitted while both node-1 cores are taken: %s' % out[:300])
+            expect('PlacementImpossible' in out + err,
+                   'the third exclusive worker failed for another reason than placement: %s %s' % (out[:200], err[:200]))
         finally:
             for w in (w1, w2):
                 self.ctl.try_call('kill %s' % w.get('id'))
