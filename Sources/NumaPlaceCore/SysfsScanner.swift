@@ -137,6 +137,22 @@ public struct SysfsScanner: Sendable {
         })
     }
 
+    /// The longest CPU list or mask a scan reads: 65,536 CPUs listed one by one in the worst form
+    /// the kernel writes ("0,2,4,…") take about 190 kB, a mask 18 kB. Longer is not sysfs; read with
+    /// the default 1 MiB bound, a hostile per-CPU file costs a parse of a million bytes for every CPU.
+    static let maxListBytes = 256 << 10
+
+    /// A list file's text, or nil (and a warning) when it is longer than `maxListBytes`, rather than
+    /// a truncated list that might still parse.
+    func readList(_ path: String, warnings: inout [ScanWarning]) throws(SysfsRoot.ReadError) -> String? {
+        let text = try root.read(path, limit: Self.maxListBytes + 1)
+        guard text.utf8.count <= Self.maxListBytes else {
+            warnings.append(ScanWarning(.outOfRange, path: path, "longer than \(Self.maxListBytes >> 10) KiB"))
+            return nil
+        }
+        return text
+    }
+
     /// SMT sibling groups from `thread_siblings_list` (or `core_cpus_list`, its newer name).
     /// A list that does not parse is a warning and leaves its CPU a core of its own (a missing one is
     /// silent: old kernels and some captures lack the files).
@@ -147,7 +163,7 @@ public struct SysfsScanner: Sendable {
             let dir = "\(Self.cpuDir)/cpu\(cpu)/topology"
             var group: CPUSet = [cpu]
             for file in ["thread_siblings_list", "core_cpus_list"] {
-                guard let text = try? root.read("\(dir)/\(file)") else { continue }
+                guard let text = (try? readList("\(dir)/\(file)", warnings: &warnings)) ?? nil else { continue }
                 do {
                     let set = try CPUSet(cpulist: text)
                     if set.contains(cpu) {
@@ -168,7 +184,7 @@ public struct SysfsScanner: Sendable {
     func readCPUSet(_ path: String, mask: Bool = false, warnings: inout [ScanWarning],
                     quietIfMissing: Bool = false) -> CPUSet? {
         do {
-            let text = try root.read(path)
+            guard let text = try readList(path, warnings: &warnings) else { return nil }
             return mask ? try SysfsParsers.cpumask(text) : try SysfsParsers.cpulist(text)
         } catch let e as SysfsRoot.ReadError {
             if !(quietIfMissing && e.isMissing) {

@@ -205,6 +205,22 @@ struct ScannerHostileFileTests {
         #expect(m.scan().topology.cores == [cpuset("0-1"), cpuset("2-3"), [4], [5], cpuset("6-7")])
     }
 
+    /// A list longer than any sysfs list can be (the kernel's longest form for 65,536 CPUs is about
+    /// 190 kB) is refused with a warning, not parsed (each such file cost a parse of up to 1 MiB), and
+    /// not truncated into a list that still parses.
+    @Test func oversizedListsAreRefusedNotParsed() throws {
+        let m = try Self.machine()
+        let huge = "4-5," + String(repeating: "4,", count: (SysfsScanner.maxListBytes / 2) + 10) + "5\n"
+        try m.write("\(Self.cpuDir)/cpu4/topology/thread_siblings_list", huge)
+        try m.write("\(Self.cpuDir)/cpu4/topology/core_cpus_list", huge)
+        _ = try m.pciDevice(Self.device, numaNode: "-1", localCPUList: huge)
+        let inventory = m.scan()
+        #expect(inventory.topology.cores == [cpuset("0-1"), cpuset("2-3"), [4], [5], cpuset("6-7")])
+        let oversized = inventory.allWarnings.filter { $0.code == .outOfRange && $0.detail.contains("longer than") }
+        #expect(oversized.count == 3, "\(inventory.allWarnings)")
+        #expect(inventory.devices.first?.locality.name == "unknown")
+    }
+
     // MARK: Directory entries
 
     @Test func entriesThatAreNotAddresses() throws {
