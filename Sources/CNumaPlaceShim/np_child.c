@@ -26,9 +26,6 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 /* The kernel's sigset_t is 64 bits on every architecture numaplaced supports (x86_64, aarch64,
  * riscv64, ppc64le, s390x); rt_sigaction and rt_sigprocmask reject any other size. */
@@ -208,7 +205,9 @@ static int np_child_main(void *raw) {
         if (c->stdio[i].kind == NP_STDIO_FD) {
             src[i] = c->stdio[i].fd;
         } else if (c->stdio[i].kind == NP_STDIO_PATH) {
-            r = np_sys4(SYS_openat, AT_FDCWD, (long)c->stdio[i].path, c->stdio[i].flags | O_CLOEXEC, 0666);
+            /* O_NOCTTY: the child is a session leader by now (setsid), and a terminal it opens
+               would become its controlling terminal. */
+            r = np_sys4(SYS_openat, AT_FDCWD, (long)c->stdio[i].path, c->stdio[i].flags | O_CLOEXEC | O_NOCTTY, 0666);
             if (r < 0) np_fail(report, NP_STEP_STDIO, r, i);
             src[i] = (int)r;
         }
@@ -272,7 +271,7 @@ int np_spawn(const struct np_spawn_config *config, pid_t *pid_out, int *pidfd_ou
         pidfd = -1;
         pid = clone(np_child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &arg);
         saved = errno;
-        if (pid > 0) pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pid > 0) pidfd = np_pidfd_open(pid, 0);
     }
 
     pthread_sigmask(SIG_SETMASK, &old, NULL);

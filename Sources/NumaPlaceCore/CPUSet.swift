@@ -29,7 +29,12 @@ public struct CPUSet: Hashable, Sendable, CustomStringConvertible, ExpressibleBy
 
     public var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
     public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
-    public var first: Int? { elements.first(where: { _ in true }) }
+    public var first: Int? {
+        for w in words.indices where words[w] != 0 {
+            return w * 64 + words[w].trailingZeroBitCount
+        }
+        return nil
+    }
     public var last: Int? {
         for w in words.indices.reversed() where words[w] != 0 {
             return w * 64 + 63 - words[w].leadingZeroBitCount

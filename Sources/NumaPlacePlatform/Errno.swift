@@ -21,15 +21,9 @@ public struct Errno: RawRepresentable, Error, Hashable, Sendable, CustomStringCo
     public static let noSuchFileOrDirectory = Errno(ENOENT)
     public static let noSuchProcess = Errno(ESRCH)
     public static let interrupted = Errno(EINTR)
-    public static let badFileDescriptor = Errno(EBADF)
     public static let noChildProcess = Errno(ECHILD)
-    public static let wouldBlock = Errno(EAGAIN)
     public static let permissionDenied = Errno(EACCES)
     public static let invalidArgument = Errno(EINVAL)
-    public static let execFormatError = Errno(ENOEXEC)
-    public static let notDirectory = Errno(ENOTDIR)
-    public static let isDirectory = Errno(EISDIR)
-    public static let tooManyOpenFiles = Errno(EMFILE)
     public static let notImplemented = Errno(ENOSYS)
 }
 

@@ -144,8 +144,6 @@ enum {
     NP_MPOL_BIND = 2,
     NP_MPOL_INTERLEAVE = 3,
     NP_MPOL_LOCAL = 4,
-    NP_MPOL_F_NODE = 1 << 0,
-    NP_MPOL_F_ADDR = 1 << 1,
 };
 
 #ifdef __cplusplus
