@@ -336,8 +336,10 @@ extension Substring {
     /// The text without leading and trailing spaces, tabs and newlines (Foundation-free).
     var trimmingWhitespace: Substring {
         var s = self
-        while let f = s.first, f == " " || f == "\n" || f == "\t" || f == "\r" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\n" || l == "\t" || l == "\r" { s = s.dropLast() }
+        // Character.isWhitespace: a "\r\n" pair is one Character, and some kernels and captures pad
+        // values with it, a vertical tab or a form feed; none of them is ever part of a value.
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
         return s
     }
 }

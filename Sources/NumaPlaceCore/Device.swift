@@ -6,13 +6,18 @@ public enum Locality: Hashable, Sendable {
     /// `numa_node` was -1 or missing and `local_cpulist` named a proper subset of the CPUs;
     /// `node` is the one node holding all of them, if there is one.
     case cpus(CPUSet, node: NUMANodeID?)
-    /// Nothing usable: -1 and an empty, missing or all-CPU `local_cpulist`.
+    /// Rule 4: nothing usable in the device's files, but the machine has a single CPU-bearing node
+    /// (a VM or a one-socket box without a proximity table): there is nowhere else for it to be.
+    case onlyNode(NUMANodeID)
+    /// Nothing usable: -1 and an empty, missing or all-CPU `local_cpulist`, on a machine with several
+    /// CPU-bearing nodes.
     case unknown
 
     public var name: String {
         switch self {
         case .node: return "node"
         case .cpus: return "cpus"
+        case .onlyNode: return "only-node"
         case .unknown: return "unknown"
         }
     }
@@ -58,6 +63,7 @@ public struct Device: Hashable, Sendable {
         switch locality {
         case .node(let id, _): return id
         case .cpus(_, let node): return node
+        case .onlyNode(let id): return id
         case .unknown: return nil
         }
     }
@@ -67,6 +73,7 @@ public struct Device: Hashable, Sendable {
         switch locality {
         case .node(_, let cpuNodes): return cpuNodes
         case .cpus(let set, let node): return node.map { [$0] } ?? topology.nodesIntersecting(set)
+        case .onlyNode(let id): return [id]
         case .unknown: return []
         }
     }
@@ -75,6 +82,10 @@ public struct Device: Hashable, Sendable {
     public func placementNodes(in topology: Topology) -> [NUMANodeID] {
         topology.memoryNodes(for: cpuNodes(in: topology))
     }
+
+    /// The id PCI config space reads for a function that is not there; used for a `vendor` or
+    /// `device` file that could not be read (no vendor is ever assigned it).
+    public static let unknownID: UInt16 = 0xffff
 
     public var classHex: String { "0x" + hex(UInt64(classCode), width: 6) }
     public var vendorHex: String { "0x" + hex(UInt64(vendor), width: 4) }

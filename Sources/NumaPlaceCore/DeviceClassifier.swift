@@ -55,15 +55,23 @@ public struct DeviceClassifier: Hashable, Sendable {
         return nil
     }
 
-    /// DESIGN.md's defaults: display/3D → gpu; co-processor and processing accelerator → accelerator;
-    /// InfiniBand, and Ethernet from RDMA-capable vendors → nic.
-    public static let defaultRules: [ClassificationRule] = [
-        ClassificationRule(classValue: 0x03_0000, classMask: 0xff_0000, kind: .gpu),
+    /// DESIGN.md's defaults: 3D controllers, and display controllers of GPU makers → gpu; every other
+    /// display controller (the VGA of a BMC or a hypervisor) → display; co-processor and processing
+    /// accelerator → accelerator; InfiniBand, and Ethernet from RDMA-capable vendors → nic.
+    public static let defaultRules: [ClassificationRule] =
+        [ClassificationRule(classValue: 0x03_0200, classMask: 0xff_ff00, kind: .gpu)]
+        + gpuVendors.map { ClassificationRule(classValue: 0x03_0000, classMask: 0xff_0000, vendor: $0, kind: .gpu) }
+        + [
+        ClassificationRule(classValue: 0x03_0000, classMask: 0xff_0000, kind: .display),
         ClassificationRule(classValue: 0x0b_4000, classMask: 0xff_ff00, kind: .accelerator),
         ClassificationRule(classValue: 0x12_0000, classMask: 0xff_0000, kind: .accelerator),
         ClassificationRule(classValue: 0x02_0700, classMask: 0xff_ff00, kind: .nic),
         ClassificationRule(classValue: 0x02_0000, classMask: 0xff_ff00, vendor: 0x15b3, kind: .nic),
     ]
+
+    /// PCI-SIG vendor ids of the makers whose display-class functions (VGA or other, 0x0300/0x0380) are
+    /// compute GPUs: NVIDIA, AMD, Intel, Hygon (DCU), Moore Threads, Iluvatar, Biren, MetaX.
+    public static let gpuVendors: [UInt16] = [0x10de, 0x1002, 0x8086, 0x1d94, 0x1ed5, 0x1e3e, 0x1ee0, 0x9999]
 
     /// PCI-SIG vendor ids of accelerator makers, for display only.
     public static let vendorNames: [UInt16: String] = [

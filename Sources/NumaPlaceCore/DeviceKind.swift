@@ -1,8 +1,14 @@
 /// What a device is for numaplaced. Only these kinds enter the device table.
 public enum DeviceKind: String, CaseIterable, Sendable, Codable {
     case gpu
+    /// A display adapter of a BMC or a hypervisor (ASPEED, Matrox, virtio, bochs, VMware): listed and
+    /// addressable like any device, never counted or exported as a GPU.
+    case display
     case accelerator
     case nic
+
+    /// The kinds a cluster export counts and offers to schedulers.
+    public static let schedulable: [DeviceKind] = [.gpu, .accelerator, .nic]
 }
 
 /// The memory policy a worker gets (set_mempolicy(2) modes).

@@ -71,18 +71,19 @@ public struct NFDFeatureExport: Hashable, Sendable {
         }
         let topology = inventory.topology
         add("numa-nodes", String(topology.nodes.count))
-        for kind in DeviceKind.allCases {
+        // Display adapters (a BMC's VGA) are no resource a pod can ask for: never counted or labelled.
+        for kind in DeviceKind.schedulable {
             let devices = inventory.devices.filter { $0.kind == kind }
             add(Self.plural(kind), String(devices.count))
             add(Self.plural(kind) + ".locality-unknown", String(devices.filter { $0.locality == .unknown }.count))
         }
         for node in topology.nodes {
-            for kind in DeviceKind.allCases {
+            for kind in DeviceKind.schedulable {
                 let n = inventory.devices.filter { $0.kind == kind && $0.numaNode == node.id }.count
                 if n > 0 { add("node-\(node.id).\(Self.plural(kind))", String(n)) }
             }
         }
-        for d in inventory.devices.sorted(by: { $0.address < $1.address }) {
+        for d in inventory.devices.sorted(by: { $0.address < $1.address }) where d.kind != .display {
             let base = "\(d.kind.rawValue)-\(Self.labelForm(d.address))"
             add(base + ".numa-node", d.numaNode.map(String.init(describing:)) ?? "unknown")
             add(base + ".locality", d.locality.name)

@@ -40,6 +40,8 @@ public struct SlurmGresExport: Hashable, Sendable {
     public enum OptionError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidValue(option: String, value: String)
         case unknownPlaceholder(String)
+        /// A display adapter (a BMC's VGA) is no GPU a job can use.
+        case displayNotExported
 
         public var description: String {
             switch self {
@@ -47,12 +49,15 @@ public struct SlurmGresExport: Hashable, Sendable {
                 return "\(option) \"\(value.prefix(64))\" cannot appear in gres.conf (use 1 to 64 characters without spaces, '#' or '=')"
             case .unknownPlaceholder(let p):
                 return "unknown placeholder {\(p.prefix(32))} in the file pattern (known: {index}, {address})"
+            case .displayNotExported:
+                return "display adapters (BMC and hypervisor VGA) are not GPUs and are never exported to Slurm"
             }
         }
     }
 
     /// Checks every value that ends up in a line: gres.conf splits on spaces and stops at `#`.
     public func validate() throws(OptionError) {
+        if kinds.contains(.display) { throw .displayNotExported }
         func check(_ option: String, _ value: String?) throws(OptionError) {
             guard let value else { return }
             guard (1...64).contains(value.utf8.count),
@@ -80,7 +85,7 @@ public struct SlurmGresExport: Hashable, Sendable {
 
     /// The devices this export lists, in PCI address order.
     public func devices(in inventory: Inventory) -> [Device] {
-        inventory.devices.filter { kinds.contains($0.kind) && (vendor == nil || $0.vendor == vendor) }
+        inventory.devices.filter { kinds.contains($0.kind) && $0.kind != .display && (vendor == nil || $0.vendor == vendor) }
             .sorted { $0.address < $1.address }
     }
 

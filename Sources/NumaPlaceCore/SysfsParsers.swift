@@ -52,7 +52,7 @@ public enum SysfsParsers {
     public static func distances(_ text: String) throws(ParseError) -> [Int] {
         let t = try clean(text)
         var out: [Int] = []
-        for part in t.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
+        for part in t.split(whereSeparator: \.isWhitespace) {
             let digits = part.first == "-" ? part.dropFirst() : part
             guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit) else { throw .malformed(String(part)) }
             guard part.count <= 4, let v = Int(part) else { throw .outOfRange(String(part)) }

@@ -81,9 +81,11 @@ public struct SysfsScanner: Sendable {
             let id = NUMANodeID(rawValue: 0)!
             nodes = [NUMANode(id: id, cpus: online ?? presentCPUs(), memoryBytes: mem, distances: [id: 10])]
         } else {
+            let rowOrders = distanceRowOrders(listed: nodeIDs)
             for id in nodeIDs {
-                nodes.append(readNode(id, order: nodeIDs, warnings: &warnings))
+                nodes.append(readNode(id, order: nodeIDs, rowOrders: rowOrders, warnings: &warnings))
             }
+            warnSharedCPUs(nodes, warnings: &warnings)
         }
         let nodeCPUs = nodes.reduce(CPUSet()) { $0.union($1.cpus) }
         let onlineCPUs = online ?? nodeCPUs
@@ -92,7 +94,8 @@ public struct SysfsScanner: Sendable {
                         cores: readCores(onlineCPUs, warnings: &warnings), packages: readPackages(onlineCPUs))
     }
 
-    func readNode(_ id: NUMANodeID, order: [NUMANodeID], warnings: inout [ScanWarning]) -> NUMANode {
+    func readNode(_ id: NUMANodeID, order: [NUMANodeID], rowOrders: [[NUMANodeID]] = [],
+                  warnings: inout [ScanWarning]) -> NUMANode {
         let dir = "\(Self.nodeDir)/node\(id.rawValue)"
         var cpus = CPUSet()
         if let list = readCPUSet("\(dir)/cpulist", warnings: &warnings, quietIfMissing: true) {
@@ -111,18 +114,71 @@ public struct SysfsScanner: Sendable {
         var distances: [NUMANodeID: Int] = [:]
         do {
             let row = try SysfsParsers.distances(try root.read("\(dir)/distance"))
-            if row.count != order.count {
+            let rowOrder = Self.rowOrder(for: id, row: row, candidates: [order] + rowOrders)
+            if let rowOrder {
+                for (other, d) in zip(rowOrder, row) where order.contains(other) { distances[other] = d }
+            } else {
                 warnings.append(ScanWarning(.malformed, path: "\(dir)/distance",
                                             "\(row.count) distances for \(order.count) nodes"))
+                for (other, d) in zip(order, row) { distances[other] = d }
             }
-            for (other, d) in zip(order, row) { distances[other] = d }
         } catch let e as SysfsRoot.ReadError {
             warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "\(dir)/distance", e.description))
         } catch {
             warnings.append(ScanWarning(.forParseError(error), path: "\(dir)/distance", "\(error)"))
         }
-        if distances.isEmpty { distances[id] = 10 }
+        // What the row does not give, the kernel's own defaults give (LOCAL_DISTANCE 10, REMOTE_DISTANCE
+        // 20: node_distance() without a SLIT): every node gets a distance to every node, so the table
+        // the daemon replies with, the dump and the exports are one table, not three guesses.
+        // One warning per file: a row that was missing, unreadable or malformed has been reported above.
+        let missing = order.filter { distances[$0] == nil }
+        let reported = warnings.last?.path == "\(dir)/distance"
+        for other in missing { distances[other] = other == id ? 10 : 20 }
+        if !missing.isEmpty && !reported {
+            warnings.append(ScanWarning(.missing, path: "\(dir)/distance",
+                                        "no distance to node \(missing.map(\.description).joined(separator: ",")); the kernel's defaults (10 local, 20 remote) assumed"))
+        }
         return NUMANode(id: id, cpus: cpus, memoryBytes: memory, distances: distances)
+    }
+
+    /// The node orders a `distance` row may follow besides the node directories: the kernel writes one
+    /// entry per online node, and some kernels one per possible node (a machine with node 0 offline
+    /// then has a row longer than its directories). Read from `node/online` and `node/possible`.
+    /// They are hints only: one that is missing or unreadable (hwloc's captures end them with a NUL)
+    /// just offers no order, and a row no order fits is reported where it is read.
+    func distanceRowOrders(listed: [NUMANodeID]) -> [[NUMANodeID]] {
+        var orders: [[NUMANodeID]] = []
+        for file in ["online", "possible"] {
+            var ignored: [ScanWarning] = []
+            guard let set = readCPUSet("\(Self.nodeDir)/\(file)", warnings: &ignored) else { continue }
+            let ids = set.elements.compactMap(NUMANodeID.init(rawValue:))
+            if ids != listed, !orders.contains(ids) { orders.append(ids) }
+        }
+        return orders
+    }
+
+    /// Which order `row` (node `id`'s distances) follows: the first candidate of its length that puts
+    /// the local distance (the smallest in the row, 10 on every kernel) at `id`'s own place; failing
+    /// that, the first of its length. nil when no candidate has the row's length.
+    static func rowOrder(for id: NUMANodeID, row: [Int], candidates: [[NUMANodeID]]) -> [NUMANodeID]? {
+        let sameLength = candidates.filter { $0.count == row.count && $0.contains(id) }
+        let local = row.min()
+        return sameLength.first { order in order.firstIndex(of: id).map { row[$0] == local } ?? false }
+            ?? sameLength.first
+    }
+
+    /// Firmware that gives several nodes the same CPUs (a broken SRAT, or nodes that really share
+    /// CPUs): the CPU lists are kept as the kernel wrote them, and each overlap is a warning, once per
+    /// pair, on the later node.
+    func warnSharedCPUs(_ nodes: [NUMANode], warnings: inout [ScanWarning]) {
+        for (i, node) in nodes.enumerated() {
+            for earlier in nodes[..<i] {
+                let shared = node.cpus.intersection(earlier.cpus)
+                guard !shared.isEmpty else { continue }
+                warnings.append(ScanWarning(.conflict, path: "\(Self.nodeDir)/node\(node.id.rawValue)/cpulist",
+                                            "CPUs \(shared) are also node \(earlier.id)'s; both keep them"))
+            }
+        }
     }
 
     /// The CPUs that have a `cpuN` directory: the machine's CPUs when `online` cannot be read and no
@@ -226,17 +282,33 @@ public struct SysfsScanner: Sendable {
                 return .failure(ScanWarning(.forParseError(error), path: "\(dir)/\(file)", "\(error)"))
             }
         }
-        let classCode: UInt32, vendor: UInt32, deviceID: UInt32
-        switch (identity("class", bits: 24), identity("vendor", bits: 16), identity("device", bits: 16)) {
-        case (.success(let c), .success(let v), .success(let d)):
-            classCode = c; vendor = v; deviceID = d
-        case (.failure(let w), _, _), (_, .failure(let w), _), (_, _, .failure(let w)):
+        // The class decides whether the function is ours at all; without it nothing can be said. A
+        // capture (or a kernel) may leave out `vendor` and `device`: the function is still listed, with
+        // PCI's "no such id" value 0xffff and a warning, rather than dropped with everything it says.
+        let classCode: UInt32
+        switch identity("class", bits: 24) {
+        case .success(let c): classCode = c
+        case .failure(let w):
+            if w.code == .vanished && root.exists(dir) {
+                return .unreadable(ScanWarning(.missing, path: w.path, "no class: the function cannot be classified"))
+            }
             return w.code == .vanished ? .absent(w) : .unreadable(w)
         }
-        guard let kind = classifier.kind(classCode: classCode, vendor: UInt16(vendor), device: UInt16(deviceID)) else {
+        var warnings: [ScanWarning] = []
+        func optionalID(_ file: String) -> UInt16 {
+            switch identity(file, bits: 16) {
+            case .success(let v): return UInt16(v)
+            case .failure(let w):
+                let code: ScanWarning.Code = w.code == .vanished ? .missing : w.code
+                warnings.append(ScanWarning(code, path: w.path, "\(w.detail); 0xffff (no id) used"))
+                return Device.unknownID
+            }
+        }
+        let vendor = optionalID("vendor")
+        let deviceID = optionalID("device")
+        guard let kind = classifier.kind(classCode: classCode, vendor: vendor, device: deviceID) else {
             return .notManaged
         }
-        var warnings: [ScanWarning] = []
 
         var firmwareNode: NUMANodeID? = nil
         do {
@@ -262,8 +334,8 @@ public struct SysfsScanner: Sendable {
         let (locality, cpus) = LocalityResolver.resolve(firmwareNode: firmwareNode, localCPUs: local,
                                                         topology: topology, path: dir, warnings: &warnings)
         let driver = (try? root.readLink("\(dir)/driver")).map { String($0.split(separator: "/").last ?? "") }
-        return .managed(Device(address: address, classCode: classCode, vendor: UInt16(vendor),
-                               deviceID: UInt16(deviceID), kind: kind, driver: driver, firmwareNode: firmwareNode,
+        return .managed(Device(address: address, classCode: classCode, vendor: vendor,
+                               deviceID: deviceID, kind: kind, driver: driver, firmwareNode: firmwareNode,
                                locality: locality, cpus: cpus, pciePath: pciePath(address, entry: entry),
                                warnings: warnings))
     }
@@ -283,6 +355,7 @@ public enum LocalityResolver {
     ///    the conflict is reported.
     /// 2. Otherwise `local_cpulist`: empty, missing or covering every CPU → unknown; else exactly those
     ///    CPUs, on the one node holding all of them if there is one.
+    /// 4. What 1–2 leave unknown on a machine with a single CPU-bearing node is on that node.
     public static func resolve(firmwareNode: NUMANodeID?, localCPUs: CPUSet?, topology: Topology,
                                path: String, warnings: inout [ScanWarning]) -> (Locality, CPUSet) {
         let all = topology.nodeCPUs.isEmpty ? topology.onlineCPUs : topology.nodeCPUs
@@ -302,7 +375,12 @@ public enum LocalityResolver {
             }
             warnings.append(ScanWarning(.outOfRange, path: path + "/numa_node", "node \(id) does not exist"))
         }
-        guard let local, !local.isEmpty, !all.isSubset(of: local) else { return (.unknown, CPUSet()) }
+        guard let local, !local.isEmpty, !all.isSubset(of: local) else {
+            // 4. One CPU-bearing node: the device can only be there.
+            let cpuNodes = topology.nodes.filter(\.hasCPUs)
+            if cpuNodes.count == 1, let only = cpuNodes.first { return (.onlyNode(only.id), only.cpus) }
+            return (.unknown, CPUSet())
+        }
         return (.cpus(local, node: topology.nodeHolding(local)), local)
     }
 }

@@ -102,6 +102,11 @@ extension Manager.Device {
             firmwareNode = nodeID
         case "cpus":
             resolved = .cpus(set, node: nodeID)
+        case "only-node":
+            guard let nodeID, topology.node(nodeID) != nil else {
+                throw WireModelError("\(field).numaNode", "locality only-node names no node of the topology")
+            }
+            resolved = .onlyNode(nodeID)
         case "unknown":
             resolved = .unknown
         default:

@@ -21,23 +21,25 @@ type Node (
   distances: []int
 )
 
-# An accelerator, GPU or RDMA NIC with its resolved locality.
+# An accelerator, GPU, RDMA NIC or display adapter with its resolved locality.
 type Device (
   # Canonical PCI address.
   address: string,
-  # PCI class, vendor and device ids as hex strings: "0x030200", "0x10de", "0x2330".
+  # PCI class, vendor and device ids as hex strings: "0x030200", "0x10de", "0x2330"; "0xffff" for an id
+  # sysfs did not give (a warning says which).
   class: string,
   vendor: string,
   device: string,
   vendorName: ?string,
-  # gpu, accelerator or nic.
+  # gpu, accelerator, nic or display (a BMC's or hypervisor's VGA: never counted or exported as a GPU).
   kind: string,
   driver: ?string,
   # The node the device belongs to; null when its locality is unknown.
   numaNode: ?int,
   # The CPUs a worker for this device gets; empty when unknown.
   cpus: string,
-  # node (numa_node was valid), cpus (from local_cpulist) or unknown.
+  # node (numa_node was valid), cpus (from local_cpulist), only-node (neither said anything, and the
+  # machine has a single node with CPUs) or unknown.
   locality: string,
   # The nodes whose CPUs and memory a worker uses (the nearest CPU-bearing nodes for a CPU-less node).
   placementNodes: []int,

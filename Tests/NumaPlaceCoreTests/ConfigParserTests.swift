@@ -270,7 +270,7 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         ("[Daemon]\nWorkerCPUs=0-4294967295",
          "\(mainPath):2: WorkerCPUs=0-4294967295: CPU number 4294967295 exceeds 65535 (expected a CPU list such as 0-15,32-47)"),
         // Match=.
-        ("[Devices]\nMatch=vendor=0x10de", "\(mainPath):2: Match=vendor=0x10de: kind= is missing (gpu, accelerator, nic or ignore)"),
+        ("[Devices]\nMatch=vendor=0x10de", "\(mainPath):2: Match=vendor=0x10de: kind= is missing (gpu, display, accelerator, nic or ignore)"),
         ("[Devices]\nMatch=kind=ignore", "\(mainPath):2: Match=kind=ignore: needs class=, vendor= or device=: without them the rule matches every PCI function"),
         ("[Devices]\nMatch=device=0x2330 kind=gpu", "\(mainPath):2: Match=device=0x2330 kind=gpu: device= needs vendor=: PCI device ids are assigned per vendor"),
         ("[Devices]\nMatch=class=0x3 kind=gpu",
@@ -281,7 +281,7 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
          "\(mainPath):2: Match=class=0xzz kind=gpu: class=0xzz: expected 2, 4 or 6 hex digits (base class, base class and subclass, or the full class code)"),
         ("[Devices]\nMatch=vendor=0x12345 kind=gpu", "\(mainPath):2: Match=vendor=0x12345 kind=gpu: vendor=0x12345: expected a 16-bit hex id such as 0x10de"),
         ("[Devices]\nMatch=vendor=0x kind=gpu", "\(mainPath):2: Match=vendor=0x kind=gpu: vendor=0x: expected a 16-bit hex id such as 0x10de"),
-        ("[Devices]\nMatch=vendor=0x10de kind=fpga", "\(mainPath):2: Match=vendor=0x10de kind=fpga: kind=fpga: expected gpu, accelerator, nic or ignore"),
+        ("[Devices]\nMatch=vendor=0x10de kind=fpga", "\(mainPath):2: Match=vendor=0x10de kind=fpga: kind=fpga: expected gpu, display, accelerator, nic or ignore"),
         ("[Devices]\nMatch=vendor=0x10de kind=gpu subvendor=0x1028",
          "\(mainPath):2: Match=vendor=0x10de kind=gpu subvendor=0x1028: unknown field subvendor= (expected class=, vendor=, device= and kind=)"),
         ("[Devices]\nMatch=vendor=0x10de vendor=0x1002 kind=gpu", "\(mainPath):2: Match=vendor=0x10de vendor=0x1002 kind=gpu: vendor= given twice"),

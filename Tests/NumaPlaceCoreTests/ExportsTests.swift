@@ -99,18 +99,18 @@ struct SlurmGres {
                              warnings: [])
         inventory.update(onNode1.address, with: onNode1)
         let lines = SlurmGresExport().entries(for: inventory).map(\.line)
-        #expect(lines.contains("Name=gpu Count=1 Cores=6-11"))
-        // The Matrox VGA on this machine has numa_node -1 and local_cpulist 0-23: unknown, so no Cores=.
-        #expect(lines.contains("Name=gpu Count=1"))
+        // The Matrox VGA on this machine is a display adapter: never a GPU line.
+        #expect(lines == ["Name=gpu Count=1 Cores=6-11"])
     }
 
     /// Hand-checked against the fixtures' sysfs: the MIC sits on node 1 (CPUs 8-15 on package 1, no SMT),
-    /// the ASPEED VGA on node 0; the eight NEC VEs on node 0 (CPUs 0-7,16-23 = cores 0-7).
+    /// the ASPEED VGA on node 0 (a display adapter, never exported); the eight NEC VEs on node 0
+    /// (CPUs 0-7,16-23 = cores 0-7); the P100 of a one-node VM on that node (rule 4).
     @Test(.enabled(if: ExportFixtures.available, ExportFixtures.absent))
     func coresOfKnownDevices() throws {
         let mic = SlurmGresExport(kinds: [.gpu, .accelerator], filePattern: "/dev/mic{index}")
         let lines = mic.entries(for: try ExportFixtures.inventory("hwloc-32em64t-2n8c+1mic")).map(\.line)
-        #expect(lines == ["Name=gpu File=/dev/mic0 Cores=0-7", "Name=gpu File=/dev/mic1 Cores=8-15"])
+        #expect(lines == ["Name=gpu File=/dev/mic0 Cores=8-15"])
 
         let ve = SlurmGresExport(name: "ve", kinds: [.accelerator], vendor: 0x1bcf, filePattern: "/dev/ve{index}")
         let veLines = ve.entries(for: try ExportFixtures.inventory("hwloc-32intel64-2p8co2t+8ve")).map(\.line)
@@ -118,8 +118,8 @@ struct SlurmGres {
 
         let p100 = SlurmGresExport(vendor: 0x10de, filePattern: "/dev/nvidia{index}")
         let p100Entries = p100.entries(for: try ExportFixtures.inventory("ghw-accel-nvidia"))
-        #expect(p100Entries.map(\.line) == ["Name=gpu File=/dev/nvidia0"])
-        #expect(p100Entries.first?.comment.contains("locality unknown") == true)
+        #expect(p100Entries.map(\.line) == ["Name=gpu File=/dev/nvidia0 Cores=0-7"])
+        #expect(p100Entries.first?.comment.contains("node 0") == true, "\(p100Entries)")
     }
 
     /// On every fixture: one line per device of the kinds asked for, and Cores= names exactly the cores
@@ -127,12 +127,13 @@ struct SlurmGres {
     @Test(.enabled(if: ExportFixtures.available, ExportFixtures.absent), arguments: ExportFixtures.names)
     func coresCoverExactlyTheDeviceCPUs(name: String) throws {
         let inventory = try ExportFixtures.inventory(name)
-        let export = SlurmGresExport(kinds: DeviceKind.allCases)
+        let export = SlurmGresExport(kinds: DeviceKind.schedulable)
         let entries = export.entries(for: inventory)
-        #expect(entries.map(\.device) == inventory.devices.map(\.address))
+        let exported = inventory.devices.filter { $0.kind != .display }
+        #expect(entries.map(\.device) == exported.map(\.address))
         let order = inventory.topology.logicalCores
         #expect(Set(order.flatMap(\.elements)).count == order.reduce(0) { $0 + $1.count }, "a CPU in two cores")
-        for (entry, device) in zip(entries, inventory.devices) {
+        for (entry, device) in zip(entries, exported) {
             guard let cores = field("Cores", of: entry.line) else {
                 #expect(device.cpus.isEmpty, "\(device.address) has CPUs \(device.cpus) but no Cores=")
                 continue
@@ -143,7 +144,7 @@ struct SlurmGres {
             #expect(covered == device.cpus, "\(device.address): Cores=\(cores) cover CPUs \(covered), device has \(device.cpus)")
         }
         let text = export.render(inventory, source: name)
-        #expect(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.count == inventory.devices.count)
+        #expect(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.count == exported.count)
     }
 
     @Test func optionsThatWouldBreakTheFileAreRefused() {
@@ -155,6 +156,7 @@ struct SlurmGres {
         }
         #expect(throws: SlurmGresExport.OptionError.self) { try SlurmGresExport(filePattern: "/dev/x{index").validate() }
         #expect(throws: Never.self) { try SlurmGresExport(type: "a100", filePattern: "/dev/{address}/{index}").validate() }
+        #expect(throws: SlurmGresExport.OptionError.displayNotExported) { try SlurmGresExport(kinds: [.gpu, .display]).validate() }
     }
 
     @Test(.enabled(if: ExportFixtures.available, ExportFixtures.absent))
@@ -162,7 +164,7 @@ struct SlurmGres {
         let export = SlurmGresExport(type: "p100", kinds: [.gpu], vendor: 0x10de,
                                      filePattern: "/dev/by-pci/{address}-{index}", nodeName: "gpu01")
         let lines = export.entries(for: try ExportFixtures.inventory("ghw-accel-nvidia")).map(\.line)
-        #expect(lines == ["NodeName=gpu01 Name=gpu Type=p100 File=/dev/by-pci/0000:06:00.0-0"])
+        #expect(lines == ["NodeName=gpu01 Name=gpu Type=p100 File=/dev/by-pci/0000:06:00.0-0 Cores=0-7"])
     }
 }
 
@@ -226,16 +228,21 @@ struct NFD {
         for (address, fact) in accelerators {
             let device = try #require(inventory.device(try PCIAddress(parsing: address)), "\(address) not in the scan")
             let base = "numaplaced.io/\(device.kind.rawValue)-\(address.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: ".", with: "_"))"
+            if device.kind == .display {
+                #expect(!labels.keys.contains { $0.hasPrefix(base) }, "display adapter \(address) labelled")
+                continue
+            }
             if let node = fact["numa_node"] as? Int, node >= 0, nodes[String(node)] != nil {
                 #expect(labels[base + ".numa-node"] == String(node))
                 #expect(labels[base + ".locality"] == "node")
             }
             #expect(labels[base + ".vendor"] == (fact["id"] as? String).map { String($0.dropFirst(2).prefix(4)) })
         }
-        for kind in DeviceKind.allCases {
+        for kind in DeviceKind.schedulable {
             #expect(labels["numaplaced.io/\(kind.rawValue)s"] == String(inventory.devices.filter { $0.kind == kind }.count))
         }
-        for d in inventory.devices {
+        #expect(!labels.keys.contains { $0.contains("display") }, "display adapters are never labelled")
+        for d in inventory.devices where d.kind != .display {
             let base = "numaplaced.io/\(d.kind.rawValue)-\(NFDFeatureExport.labelForm(d.address))"
             #expect(labels[base + ".numa-node"] == (d.numaNode.map { String($0.rawValue) } ?? "unknown"))
             #expect(labels[base + ".cpus"].map { $0.replacingOccurrences(of: "_", with: ",") } == (d.cpus.isEmpty ? nil : d.cpus.cpulist))
@@ -282,7 +289,7 @@ struct WireInventory {
         #expect(rebuilt.devices.map(\.address) == scanned.devices.map(\.address))
         #expect(rebuilt.devices.map(\.locality) == scanned.devices.map(\.locality))
         #expect(rebuilt.allWarnings.map(\.description) == scanned.allWarnings.map(\.description))
-        let kinds = SlurmGresExport(kinds: DeviceKind.allCases)
+        let kinds = SlurmGresExport(kinds: DeviceKind.schedulable)
         #expect(kinds.render(rebuilt, source: name) == kinds.render(scanned, source: name))
         #expect(NFDFeatureExport().render(rebuilt, source: name) == NFDFeatureExport().render(scanned, source: name))
     }

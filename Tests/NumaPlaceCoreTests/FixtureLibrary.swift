@@ -182,7 +182,12 @@ func checkDump(_ dump: DumpView, against facts: MachineFacts) -> (mismatches: [S
         } else {
             let l = independentCPUs(a.local_cpulist)
             checked += 1
-            if l.isEmpty || l.isSuperset(of: allCPUs) {
+            if cpuNodes.count == 1, let (only, ocpus) = cpuNodes.first, l.isEmpty || l.isSuperset(of: allCPUs) {
+                // Rule 4: the only CPU-bearing node.
+                if x.numaNode != only || got != ocpus {
+                    bad.append("device \(addr) on a one-node machine should be on node \(only); got \(String(describing: x.numaNode)), \(x.cpus)")
+                }
+            } else if l.isEmpty || l.isSuperset(of: allCPUs) {
                 if x.locality != "unknown" || x.numaNode != nil || !got.isEmpty {
                     bad.append("device \(addr) should be unknown (numa_node \(String(describing: a.numa_node)), local \(a.local_cpulist ?? "nil")); got \(x.locality), \(String(describing: x.numaNode)), \(x.cpus)")
                 }

@@ -58,12 +58,21 @@ struct FixtureMachineTests {
             seen.formUnion(core)
         }
         #expect(seen == topology.onlineCPUs, "\(name): cores cover the online CPUs")
-        // Nodes' CPUs are disjoint, and each is online.
+        // Nodes' CPUs are as the node files say (compared with facts.json above; firmware may give two
+        // nodes the same CPUs); every
+        // node that shares CPUs with an earlier one carries a conflict warning naming it, and no other
+        // node does. Every node has a distance to every node, its own being the local 10.
+        let inventory = SysfsScanner(root: root).scan()
         var union = CPUSet()
         for n in topology.nodes {
-            #expect(n.cpus.isDisjoint(with: union), "\(name): node \(n.id) shares CPUs")
+            let shares = !n.cpus.isDisjoint(with: union)
+            let warned = inventory.warnings.contains {
+                $0.code == .conflict && $0.path == "sys/devices/system/node/node\(n.id.rawValue)/cpulist"
+            }
+            #expect(shares == warned, "\(name): node \(n.id) shares CPUs: \(shares), warned: \(warned)")
             union.formUnion(n.cpus)
             #expect(n.distances[n.id] == 10, "\(name): node \(n.id) local distance")
+            #expect(Set(n.distances.keys) == Set(topology.nodes.map(\.id)), "\(name): node \(n.id) distances")
         }
         #expect(union.isSubset(of: topology.onlineCPUs))
         #expect(topology.onlineCPUs.isSubset(of: topology.possibleCPUs))

@@ -46,7 +46,12 @@ func localityRuleViolations(root: SysfsRoot, inventory: Inventory) -> [String] {
             local = independentMask(m)
         }
         let l = (local ?? []).intersection(online.isEmpty ? all : online)
-        if l.isEmpty || l.isSuperset(of: all) {
+        if cpuNodes.count == 1, let (only, ocpus) = cpuNodes.first, l.isEmpty || l.isSuperset(of: all) {
+            // Rule 4: nowhere else to be.
+            if d.locality != .onlyNode(node(only)) || got != ocpus {
+                bad.append("\(d.address): one CPU-bearing node \(only): locality \(d.locality.name) node \(String(describing: d.numaNode)) cpus \(d.cpus)")
+            }
+        } else if l.isEmpty || l.isSuperset(of: all) {
             if d.locality != .unknown || d.numaNode != nil || !got.isEmpty {
                 bad.append("\(d.address): numa_node \(numaText ?? "missing"), local \(CPUSet(l).cpulist): should be unknown, is \(d.locality.name) node \(String(describing: d.numaNode)) cpus \(d.cpus)")
             }

@@ -107,9 +107,10 @@ struct ScannerHostileFileTests {
         var testDescription: String { "\(file) \(bytes.map { String(decoding: $0.prefix(20), as: UTF8.self) } ?? "missing")" }
     }
 
-    /// class/vendor/device: the function cannot be classified, so it is left out with one warning.
+    /// class: the function cannot be classified, so it is left out with one warning (`missing` when the
+    /// directory is there but the file is not; a directory that is gone is `vanished`, below).
     @Test(arguments: [
-        IdentityFile(file: "class", bytes: nil, code: .vanished),
+        IdentityFile(file: "class", bytes: nil, code: .missing),
         IdentityFile(file: "class", bytes: b(""), code: .malformed),
         IdentityFile(file: "class", bytes: b(" \n"), code: .malformed),
         IdentityFile(file: "class", bytes: b("0xzz\n"), code: .malformed),
@@ -118,13 +119,8 @@ struct ScannerHostileFileTests {
         IdentityFile(file: "class", bytes: [0x30, 0x78, 0xff, 0xfe], code: .malformed),
         IdentityFile(file: "class", bytes: b("0x1000000\n"), code: .outOfRange),
         IdentityFile(file: "class", bytes: b("0x" + String(repeating: "f", count: 40)), code: .outOfRange),
-        IdentityFile(file: "vendor", bytes: nil, code: .vanished),
-        IdentityFile(file: "vendor", bytes: b("0x10000\n"), code: .outOfRange),
-        IdentityFile(file: "vendor", bytes: b("nvidia\n"), code: .malformed),
-        IdentityFile(file: "device", bytes: nil, code: .vanished),
-        IdentityFile(file: "device", bytes: [0], code: .malformed),
     ])
-    func identityFiles(_ c: IdentityFile) throws {
+    func classFile(_ c: IdentityFile) throws {
         let m = try Self.machine()
         let dir = try m.pciDevice(Self.device, numaNode: "0")
         if let bytes = c.bytes { try m.write("\(dir)/\(c.file)", bytes: bytes) } else { try m.remove("\(dir)/\(c.file)") }
@@ -132,6 +128,29 @@ struct ScannerHostileFileTests {
         #expect(inventory.devices.isEmpty)
         #expect(inventory.warnings.map(\.code) == [c.code], "\(inventory.warnings)")
         #expect(inventory.warnings.first?.path == "\(Self.deviceDir)/\(c.file)")
+    }
+
+    /// vendor/device: captures and some kernels leave them out. The function is still listed, with what
+    /// is known (its class, its locality) and 0xffff, PCI's "no id", in place of the id, and the
+    /// device carries one warning naming the file.
+    @Test(arguments: [
+        IdentityFile(file: "vendor", bytes: nil, code: .missing),
+        IdentityFile(file: "vendor", bytes: b("0x10000\n"), code: .outOfRange),
+        IdentityFile(file: "vendor", bytes: b("nvidia\n"), code: .malformed),
+        IdentityFile(file: "device", bytes: nil, code: .missing),
+        IdentityFile(file: "device", bytes: [0], code: .malformed),
+    ])
+    func vendorAndDeviceFiles(_ c: IdentityFile) throws {
+        let m = try Self.machine()
+        let dir = try m.pciDevice(Self.device, numaNode: "0")
+        if let bytes = c.bytes { try m.write("\(dir)/\(c.file)", bytes: bytes) } else { try m.remove("\(dir)/\(c.file)") }
+        let inventory = m.scan()
+        #expect(inventory.warnings.isEmpty, "\(inventory.warnings)")
+        let d = try #require(inventory.devices.first, "the function is listed")
+        #expect(d.address == pci(Self.device) && d.numaNode == node(0) && !d.cpus.isEmpty)
+        #expect((c.file == "vendor" ? d.vendor : d.deviceID) == Device.unknownID)
+        #expect(d.warnings.map(\.code) == [c.code], "\(d.warnings)")
+        #expect(d.warnings.first?.path == "\(Self.deviceDir)/\(c.file)")
     }
 
     struct TopologyFile: Sendable, CustomTestStringConvertible {
@@ -265,7 +284,8 @@ struct ScannerHostileFileTests {
 
     // MARK: A device that vanishes
 
-    /// Listed, but its identity files are gone by the time they are read: skipped with `vanished`.
+    /// Listed, its directory still there, but no class file: it cannot be classified, so it is
+    /// skipped with one `missing` warning and the rest of the scan goes on.
     @Test func listedButClassMissing() throws {
         let m = try Self.machine()
         let dir = try m.pciDevice(Self.device, numaNode: "0")
@@ -273,7 +293,7 @@ struct ScannerHostileFileTests {
         try m.remove("\(dir)/class")
         let inventory = m.scan()
         #expect(inventory.devices.map(\.address) == [pci("0000:5e:00.0")])
-        #expect(inventory.warnings.map(\.code) == [.vanished])
+        #expect(inventory.warnings.map(\.code) == [.missing])
         #expect(inventory.warnings.first?.path == "\(Self.deviceDir)/class")
     }
 

@@ -205,7 +205,8 @@ struct SyntheticMachineTests {
         #expect(topology.nodes.first?.memoryBytes == 8000 * 1024)
         #expect(topology.cores == [cpuset("0-1"), cpuset("2-3")])
         #expect(inventory.device(pci("0000:3b:00.0"))?.locality == .cpus(cpuset("0-1"), node: node(0)))
-        #expect(inventory.device(pci("0000:5e:00.0"))?.locality == .unknown)
+        // Rule 4: all CPUs on a one-node machine is that node.
+        #expect(inventory.device(pci("0000:5e:00.0"))?.locality == .onlyNode(node(0)))
     }
 
     /// Neither node directory nor cpu/online: node 0 gets the CPUs that have a cpuN directory.

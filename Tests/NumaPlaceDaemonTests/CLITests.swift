@@ -227,7 +227,8 @@ struct CLITests {
         let lines = table.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         #expect(lines.first == ["ADDRESS", "KIND", "VENDOR", "DEVICE", "NODE", "MEMNODES", "CPUS", "LOCALITY", "DRIVER"])
         #expect(lines.contains(["0000:83:00.0", "accelerator", "Intel", "0x225c", "1", "1", "8-15", "node", "mic"]), "\(table)")
-        #expect(lines.contains(["0000:05:00.0", "gpu", "ASPEED", "0x2000", "0", "0", "0-7", "node", "-"]), "\(table)")
+        // The BMC's VGA is listed, as a display adapter, not as a GPU.
+        #expect(lines.contains(["0000:05:00.0", "display", "ASPEED", "0x2000", "0", "0", "0-7", "node", "-"]), "\(table)")
         // Aligned: every row starts its CPUS column where the header does.
         let header = table.stdout.split(separator: "\n")[0]
         let column = try #require(header.range(of: "CPUS")).lowerBound.utf16Offset(in: header)
@@ -238,7 +239,9 @@ struct CLITests {
         let onNode1 = try h.ctl(["--json", "devices", "--node", "1"]).decode(Manager.ListDevicesReply.self)
         #expect(onNode1.devices.map(\.address) == ["0000:83:00.0"])
         let gpus = try h.ctl(["devices", "--kind", "gpu", "--json"]).decode(Manager.ListDevicesReply.self)
-        #expect(gpus.devices.map(\.address) == ["0000:05:00.0"])
+        #expect(gpus.devices.isEmpty)
+        let displays = try h.ctl(["devices", "--kind", "display", "--json"]).decode(Manager.ListDevicesReply.self)
+        #expect(displays.devices.map(\.address) == ["0000:05:00.0"])
 
         // Any spelling in, the canonical address out.
         let one = try h.ctl(["--json", "device", "00000000:83:00"]).decode(Manager.GetDeviceReply.self)

@@ -166,6 +166,8 @@ extension PlatformTests {
             if cpuNodes.count < 2 { try Test.cancel("\(name): one CPU node, no other node to allow") }
             for node in cpuNodes {
                 let elsewhere = AllowedSet(cpus: m.allowed.cpus.subtracting(node.cpus), mems: m.allowed.mems, source: "test")
+                // Firmware that gives every node the same CPUs leaves nothing outside this node to allow.
+                if elsewhere.cpus.isEmpty { continue }
                 for k in [0, 1] {
                     #expect(throws: PlacementError.self) {
                         try PlacementPolicy.decide(PlacementRequest(target: .node(node.id), exclusiveCores: k),

@@ -1,11 +1,17 @@
 """What the guest kernel says (the output of guest/np-sysfs), and what numaplaced must therefore reply.
 
 The expected device table is computed here independently of the daemon, from DESIGN.md's rules:
-classification (display 0x03 -> gpu; 0x0b40 and 0x12 -> accelerator; 0x0207 and 0x0200 of RDMA vendors ->
+classification (3D controllers 0x0302 and display controllers of GPU makers -> gpu, other display controllers
+(bochs, virtio, a BMC's VGA) -> display; 0x0b40 and 0x12 -> accelerator; 0x0207 and 0x0200 of RDMA vendors ->
 nic; plus the test bed's configuration: vendor 0x1234 device 0x11e8 -> accelerator) and locality
 (numa_node of a node with CPUs -> that node; of a CPU-less node -> the nearest CPU-bearing nodes; -1 ->
 local_cpulist unless it is empty or covers every CPU -> unknown).
 """
+
+
+# PCI vendors whose display-class functions are compute GPUs (DESIGN.md): NVIDIA, AMD, Intel, Hygon,
+# Moore Threads, Iluvatar, Biren, MetaX.
+GPU_VENDORS = {0x10de, 0x1002, 0x8086, 0x1d94, 0x1ed5, 0x1e3e, 0x1ee0, 0x9999}
 
 
 def parse_cpulist(text):
@@ -89,8 +95,10 @@ class Sysfs:
         vendor, device = int(dev['vendor'], 16), int(dev['device'], 16)
         if (vendor, device) == (0x1234, 0x11e8):
             return 'accelerator'          # the test bed's configuration (guest/numaplaced-vm.conf)
-        if cls >> 16 == 0x03:
+        if cls >> 8 == 0x0302 or (cls >> 16 == 0x03 and vendor in GPU_VENDORS):
             return 'gpu'
+        if cls >> 16 == 0x03:
+            return 'display'
         if cls >> 8 == 0x0b40 or cls >> 16 == 0x12:
             return 'accelerator'
         if cls >> 8 == 0x0207 or (cls >> 8 == 0x0200 and vendor == 0x15b3):

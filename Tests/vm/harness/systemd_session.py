@@ -181,7 +181,7 @@ class SystemdSession:
         add_s = time.monotonic() - t
         d = self.ctl.call('devices --node 1').get('devices', [])
         got = next((x for x in d if x.get('address') == addr), None)
-        expect(got is not None and got.get('numaNode') == 1 and got.get('kind') == 'gpu',
+        expect(got is not None and got.get('numaNode') == 1 and got.get('kind') == 'display',
                'hot-added device in devices --node 1: %s' % got)
         t = time.monotonic()
         self.vm.qmp.device_del('sdhp1')
