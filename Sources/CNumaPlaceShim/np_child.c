@@ -130,13 +130,6 @@ static int np_child_main(void *raw) {
     r = np_sys0(SYS_setsid);
     if (r < 0) np_fail(report, NP_STEP_SETSID, r, 0);
 
-    if (c->pdeathsig > 0) {
-        r = np_sys2(SYS_prctl, PR_SET_PDEATHSIG, c->pdeathsig);
-        if (r < 0) np_fail(report, NP_STEP_PDEATHSIG, r, 0);
-        /* The parent may have died before the prctl took effect; then no signal would ever come. */
-        if (np_sys0(SYS_getppid) != arg->parent) np_fail(report, NP_STEP_PDEATHSIG, -ESRCH, 0);
-    }
-
     /* 2. The saved original affinity: undoes whatever pinning the daemon or this thread carries. */
     if (c->saved_mask) {
         r = np_sys3(SYS_sched_setaffinity, 0, (long)c->saved_mask_bytes, (long)c->saved_mask);
@@ -191,27 +184,24 @@ static int np_child_main(void *raw) {
         if (r < 0) np_fail(report, NP_STEP_SETUID, r, 0);
     }
 
+    /* After the credentials: a change of credentials clears the parent-death signal (prctl(2)). */
+    if (c->pdeathsig > 0) {
+        r = np_sys2(SYS_prctl, PR_SET_PDEATHSIG, c->pdeathsig);
+        if (r < 0) np_fail(report, NP_STEP_PDEATHSIG, r, 0);
+        /* The parent may have died before the prctl took effect; then no signal would ever come. */
+        if (np_sys0(SYS_getppid) != arg->parent) np_fail(report, NP_STEP_PDEATHSIG, -ESRCH, 0);
+    }
+
     /* After the credentials, so that the worker's identity must be able to enter its directory. */
     if (c->cwd) {
         r = np_sys1(SYS_chdir, (long)c->cwd);
         if (r < 0) np_fail(report, NP_STEP_CHDIR, r, 0);
     }
 
-    /* Stdio. Files are opened here, as the worker, so that a caller cannot make the daemon open a
-       file it may not open itself. */
+    /* Stdio: descriptors the parent made ready (see enum np_stdio_kind). */
     int src[3];
-    for (int i = 0; i < 3; i++) {
-        src[i] = -1;
-        if (c->stdio[i].kind == NP_STDIO_FD) {
-            src[i] = c->stdio[i].fd;
-        } else if (c->stdio[i].kind == NP_STDIO_PATH) {
-            /* O_NOCTTY: the child is a session leader by now (setsid), and a terminal it opens
-               would become its controlling terminal. */
-            r = np_sys4(SYS_openat, AT_FDCWD, (long)c->stdio[i].path, c->stdio[i].flags | O_CLOEXEC | O_NOCTTY, 0666);
-            if (r < 0) np_fail(report, NP_STEP_STDIO, r, i);
-            src[i] = (int)r;
-        }
-    }
+    for (int i = 0; i < 3; i++)
+        src[i] = c->stdio[i].kind == NP_STDIO_FD ? c->stdio[i].fd : -1;
     /* A dup onto 0-2 must not overwrite the report pipe or another target's source: move every such
        descriptor above 2 first (F_DUPFD_CLOEXEC picks the lowest free one, clobbering nothing). */
     if (report < 3) {

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +30,34 @@
 #endif
 
 extern char **environ;
+
+int np_thread_fs_identity(uid_t uid, gid_t gid, size_t ngroups, const gid_t *groups) {
+    if (syscall(SYS_setgroups, ngroups, groups) < 0) return -1;
+    syscall(SYS_setfsgid, gid);
+    syscall(SYS_setfsuid, uid);
+    /* setfsuid and setfsgid report no error: read the ids back (an invalid id changes nothing and
+       returns the current one). */
+    if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != uid || (gid_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) {
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
+}
+
+int np_fd_kind(int fd) {
+    struct stat st;
+    struct statfs fs;
+    if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0) return -1;
+    if (fs.f_type == 0x9fa0) return NP_FD_PROC; /* PROC_SUPER_MAGIC, linux/magic.h */
+    switch (st.st_mode & S_IFMT) {
+    case S_IFREG: return NP_FD_REGULAR;
+    case S_IFIFO: return NP_FD_FIFO;
+    case S_IFSOCK: return NP_FD_SOCKET;
+    case S_IFCHR: return st.st_rdev == makedev(1, 3) ? NP_FD_DEV_NULL : NP_FD_DEVICE;
+    case S_IFBLK: return NP_FD_DEVICE;
+    default: return NP_FD_OTHER;
+    }
+}
 
 int np_sched_getaffinity(pid_t pid, size_t bytes, unsigned long *mask) {
     /* The raw call, not glibc's sched_getaffinity: the raw one returns how many bytes the kernel

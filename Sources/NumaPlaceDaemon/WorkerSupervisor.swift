@@ -163,7 +163,13 @@ public actor WorkerSupervisor {
         func stdio(_ choice: String?, name: String, input: Bool, priority: Int32) throws(VarlinkError) -> StdioChoice {
             switch choice ?? "null" {
             case "null": return .null
-            case "inherit": return .inherit
+            case "inherit":
+                // The daemon's own stdout and stderr (its log, its journal stream) are its own user's
+                // only: a worker of another user could write into or truncate them.
+                guard peer.uid == geteuid() else {
+                    throw Manager.invalidParameter(name, "inherit is the daemon's own \(name), for uid \(geteuid()) only; pass a descriptor or a path")
+                }
+                return .inherit
             case "journal":
                 guard !input else { throw Manager.invalidParameter(name, "stdin cannot read from the journal") }
                 guard let fd = journalStream(identifier, priority) else {

@@ -47,8 +47,10 @@ public enum StdioChoice: Hashable, Sendable {
     case inherit
     /// /dev/null.
     case null
-    /// A file opened in the worker, as the worker's user, after its working directory is set:
-    /// read-only for stdin, created and appended to for stdout and stderr.
+    /// A file opened by the parent before the clone, with the worker's filesystem identity (its uid,
+    /// gid and groups on the spawning thread only), non-blocking, and refused unless it is a regular
+    /// file outside /proc or /dev/null: read-only for stdin, created and appended to for stdout and
+    /// stderr. A FIFO, a socket, a terminal or another device must be passed as a descriptor.
     case file(String)
     /// A descriptor of the daemon's (a journald stream from `sd_journal_stream_fd`, a pipe).
     /// The caller keeps ownership and closes it after `spawn` returns.

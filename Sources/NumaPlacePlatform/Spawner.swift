@@ -54,7 +54,25 @@ public struct Spawner: Sendable {
             throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "argv: empty")
         }
         let environment = try buildEnvironment(request)
-        let path = try Spawner.resolve(name, path: environment.path)
+
+        // What is looked up and opened for the caller is looked up and opened as the caller: the PATH
+        // search and the stdio files, on this thread, with the caller's filesystem identity.
+        var files: [Int32] = [-1, -1, -1]
+        defer { for fd in files { Syscall.close(fd) } }
+        let path: String
+        do {
+            let identity = try CallerFilesystemIdentity(request.credentials)
+            defer { identity.restore() }
+            path = try Spawner.resolve(name, path: environment.path)
+            for (i, choice) in [request.stdin, request.stdout, request.stderr].enumerated() {
+                // A relative path names a file in the worker's working directory, as it would if the
+                // worker opened it itself.
+                if case .file(let p) = choice {
+                    let full = p.hasPrefix("/") || request.workingDirectory == nil ? p : request.workingDirectory! + "/" + p
+                    files[i] = try Spawner.openStdio(full, index: i)
+                }
+            }
+        }
         let argvC = try CStringArray(request.argv, what: "argv")
         let envpC = environment.envp
         let pathC = try CStringArray([path], what: "argv[0]")
@@ -117,10 +135,6 @@ public struct Spawner: Sendable {
                 throw SpawnError(step: .stdio, errno: error, operation: "open /dev/null")
             }
         }
-        let stdioPaths = try [request.stdin, request.stdout, request.stderr].map { choice throws(SpawnError) -> CStringArray? in
-            if case .file(let p) = choice { return try CStringArray([p], what: "stdio path") }
-            return nil
-        }
 
         // The configuration the child reads; every pointer in it stays valid until np_spawn returns.
         var pid: pid_t = 0
@@ -148,9 +162,8 @@ public struct Spawner: Sendable {
                                     s.kind = Int32(NP_STDIO_FD.rawValue)
                                     s.fd = fd
                                 case .file:
-                                    s.kind = Int32(NP_STDIO_PATH.rawValue)
-                                    s.flags = i == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND)
-                                    s.path = stdioPaths[i]?.pointers[0].map { UnsafePointer($0) }
+                                    s.kind = Int32(NP_STDIO_FD.rawValue)
+                                    s.fd = files[i]
                                 }
                                 switch i {
                                 case 0: stdio.0 = s
@@ -183,7 +196,7 @@ public struct Spawner: Sendable {
                             config.uid = UInt32(request.credentials?.uid ?? 0)
                             config.ngroups = groupList.count
                             config.groups = groupList.baseAddress
-                            return withExtendedLifetime((argvC, envpC, pathC, cwdC, stdioPaths)) {
+                            return withExtendedLifetime((argvC, envpC, pathC, cwdC)) {
                                 np_spawn(&config, &pid, &pidfd) == 0 ? 0 : errno
                             }
                         }
@@ -313,11 +326,51 @@ public struct Spawner: Sendable {
             var st = stat()
             guard stat(candidate, &st) == 0 else { continue }
             guard st.st_mode & S_IFMT == S_IFREG else { continue }
-            if access(candidate, X_OK) == 0 { return candidate }
+            // AT_EACCESS: checked with this thread's filesystem identity (the caller's, see
+            // CallerFilesystemIdentity), not the daemon's real uid as access(2) would.
+            if faccessat(AT_FDCWD, candidate, X_OK, AT_EACCESS) == 0 { return candidate }
             sawDenied = true
         }
         throw SpawnError(step: .exec, errno: sawDenied ? .permissionDenied : .noSuchFileOrDirectory,
                          operation: "exec \(name) (searched PATH \(search.prefix(1024)))")
+    }
+
+    /// Opens a worker's stdin (`index` 0), stdout or stderr file; called with the caller's filesystem
+    /// identity in force. Non-blocking, so that a FIFO nobody opens answers at once (ENXIO for a
+    /// writer) instead of holding the spawn thread; then refused unless it is a regular file outside
+    /// procfs (a /proc/self path opened here would be the daemon's) or /dev/null.
+    static func openStdio(_ path: String, index: Int) throws(SpawnError) -> Int32 {
+        let name = ["stdin", "stdout", "stderr"][index]
+        let flags = (index == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
+        let fd: Int32
+        do {
+            fd = try Syscall.retrying { open(path, flags, 0o666) }
+        } catch {
+            throw SpawnError(step: .stdio, errno: error, operation: "open \(name) \(path.prefix(256))")
+        }
+        let kind = np_fd_kind(fd)
+        guard kind >= 0 else {
+            let e = Errno.current
+            Syscall.close(fd)
+            throw SpawnError(step: .stdio, errno: e, operation: "fstat \(name) \(path.prefix(256))")
+        }
+        let refusal: String?
+        switch UInt32(kind) {
+        case NP_FD_REGULAR.rawValue, NP_FD_DEV_NULL.rawValue: refusal = nil
+        case NP_FD_PROC.rawValue: refusal = "a /proc file (it would be the daemon's)"
+        case NP_FD_FIFO.rawValue: refusal = "a FIFO"
+        case NP_FD_SOCKET.rawValue: refusal = "a socket"
+        case NP_FD_DEVICE.rawValue: refusal = "a device other than /dev/null"
+        default: refusal = "not a regular file"
+        }
+        if let refusal {
+            Syscall.close(fd)
+            throw SpawnError(step: .stdio, errno: .invalidArgument,
+                             operation: "open \(name) \(path.prefix(256)): \(refusal); pass it as a descriptor instead")
+        }
+        // The worker gets a blocking descriptor, as a shell's redirection would give it.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
     }
 
     /// PATH entries `resolve` tries at most (a real PATH has a dozen).
@@ -401,8 +454,6 @@ public struct Spawner: Sendable {
         case .stdio:
             let names = ["stdin", "stdout", "stderr"]
             guard record.mode >= 0 && record.mode < 3 else { return "move the report pipe above stdio" }
-            let choice = [request.stdin, request.stdout, request.stderr][Int(record.mode)]
-            if case .file(let p) = choice { return "open \(names[Int(record.mode)]) \(p)" }
             return "dup2 onto \(names[Int(record.mode)])"
         case .closeFDs: return "close_range(3, ~0)"
         case .exec: return "exec \(path)"

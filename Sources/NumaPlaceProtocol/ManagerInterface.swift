@@ -123,8 +123,9 @@ method GetDevice(address: string) -> (device: Device)
 # Starts argv[0] (an absolute path, or a name looked up in PATH) as a worker placed on the
 # node of `device`, on `node`, or on the explicit `cpus`. Exactly one target may be given; none means
 # the whole allowed set. memory: preferred (default), bind, interleave, none. admission: strict
-# (default) or best-effort. stdin, stdout, stderr: null (default), inherit, journal, or an absolute
-# file path (stdout and stderr append). user: only root may name another user.
+# (default) or best-effort. stdin, stdout, stderr: null (default), inherit (the daemon's own: its user
+# only), journal, or an absolute path of a regular file or /dev/null, opened as the caller before the
+# worker exists (stdout and stderr append). user: only root may name another user.
 method Spawn(
   device: ?string,
   node: ?int,

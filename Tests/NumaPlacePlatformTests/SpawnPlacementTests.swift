@@ -158,7 +158,7 @@ extension PlatformTests {
             #expect(creds?.groups.split(whereSeparator: \.isWhitespace).sorted() == ["100", "65534"])
         }
 
-        @Test("stdio: a file opened by the worker, /dev/null, and a working directory")
+        @Test("stdio: a file opened for the worker, /dev/null, and a working directory")
         func stdioAndWorkingDirectory() throws {
             let out = Scratch.dir + "/stdio-out.txt"
             unlink(out)
@@ -167,7 +167,7 @@ extension PlatformTests {
                 stdin: .null, stdout: .file("stdio-out.txt"), stderr: .null,
                 placement: try LiveHost.anywhere()))
             #expect(try process.pidfd.waitForExit() == .exited(0))
-            // The relative path was opened after chdir, in the worker's working directory.
+            // The relative path names a file in the worker's working directory.
             let text = try String(contentsOfFile: out, encoding: .utf8)
             let report = try JSONDecoder().decode(ProbeReport.self, from: Data(text.utf8))
             #expect(report.fds == [0, 1, 2])

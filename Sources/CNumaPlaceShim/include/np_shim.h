@@ -23,8 +23,10 @@ extern "C" {
  * The spawn child
  * ---------------------------------------------------------------------------------------------- */
 
-/* The steps of the child, in the order it runs them (DESIGN.md, "The spawn sequence").
- * The values cross the report pipe; Swift mirrors them in SpawnStep. */
+/* The steps of the child (DESIGN.md, "The spawn sequence"). The values cross the report pipe; Swift
+ * mirrors them in SpawnStep. NP_STEP_PDEATHSIG runs after NP_STEP_SETUID: the kernel clears the
+ * parent-death signal when the credentials change (prctl(2)), so set before them it never fired for
+ * a worker of another user. */
 enum np_step {
     NP_STEP_SIGNALS = 1,
     NP_STEP_SETSID = 2,
@@ -52,18 +54,17 @@ struct np_report {
 };
 
 /* How one of the descriptors 0, 1, 2 is set up in the child. */
+/* The child opens nothing: while it runs it shares the daemon's memory (CLONE_VM), so /proc/self is
+ * the daemon's, and an open that blocks (a FIFO nobody opens, a hung NFS mount) would block the spawn
+ * thread for every caller. Files are opened by the parent, as the caller (np_thread_fs_identity). */
 enum np_stdio_kind {
     NP_STDIO_INHERIT = 0, /* leave the descriptor as the parent has it (open or closed) */
     NP_STDIO_FD = 1,      /* dup2(fd, target); the parent keeps ownership of fd */
-    NP_STDIO_PATH = 2,    /* openat(AT_FDCWD, path, flags | O_CLOEXEC, 0666) in the child, after the
-                             credentials and chdir steps, so the worker's identity opens its own file */
 };
 
 struct np_stdio {
     int32_t kind;  /* enum np_stdio_kind */
     int32_t fd;    /* NP_STDIO_FD */
-    int32_t flags; /* NP_STDIO_PATH: O_RDONLY, or O_WRONLY|O_CREAT|O_APPEND */
-    const char *path;
 };
 
 /* Everything the child needs, prepared by the parent. The child only reads it. */
@@ -132,6 +133,25 @@ int np_pipe2(int fds[2], int flags);
 /* getsockopt(fd, SOL_SOCKET, SO_PEERCRED) (unix(7)): the credentials of a Unix socket's peer
  * as they were at connect(2). */
 int np_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+/* Sets the calling thread's filesystem identity: its supplementary groups, then setfsgid(2) and
+ * setfsuid(2), each with the raw system call, which changes this thread only (glibc's setgroups
+ * would broadcast to every thread of the daemon). Path lookups and permission checks of this thread
+ * then use these ids, so files are opened "with the caller's hands" while the daemon stays root.
+ * Returns 0, or -1 with errno (EPERM when the kernel kept another fsuid or fsgid). */
+int np_thread_fs_identity(uid_t uid, gid_t gid, size_t ngroups, const gid_t *groups);
+/* What an open descriptor is, for deciding whether a worker may get it from a path (fstat(2),
+ * fstatfs(2); makedev and the filesystem magic are macros Swift cannot see). */
+enum np_fd_kind {
+    NP_FD_REGULAR = 0,  /* a regular file outside procfs */
+    NP_FD_DEV_NULL = 1, /* the null device, 1:3 */
+    NP_FD_FIFO = 2,
+    NP_FD_SOCKET = 3,
+    NP_FD_DEVICE = 4,   /* any other character or block device (a terminal, a disk) */
+    NP_FD_PROC = 5,     /* anything on procfs */
+    NP_FD_OTHER = 6,    /* a directory, … */
+};
+/* Returns an enum np_fd_kind, or -1 with errno. */
+int np_fd_kind(int fd);
 /* prctl(2), which Swift cannot call because it is variadic (PR_SET_CHILD_SUBREAPER, PR_SET_NAME, …). */
 int np_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
 /* The process environment, `environ` (Swift's Glibc does not export the variable). */

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+@testable import NumaPlaceProtocol
+
+/// DESIGN.md, Security: the daemon acts for a caller only with the caller's hands. Each case is an
+/// attack of the 2026-12-06 review, made as a second local user over a real socket: it must fail with
+/// a typed error, and the daemon must go on serving.
+@Suite(.serialized) struct CallerHandsTests {
+    static let ready = LiveHost.binaryBuilt && LiveHost.isRoot && LiveHost.systemPython != nil && LiveHost.setpriv != nil
+    static let missing: Comment = "needs the daemon binary (swift build), root (a second user), /usr/bin/python3 and setpriv"
+
+    /// A daemon open to the test user, and a way to make calls as that user in one connection.
+    struct Session {
+        let user: LiveDaemonTests.TestUser
+        let daemon: LiveDaemon
+        let script: String
+
+        init() throws {
+            user = try LiveDaemonTests.makeTestUser()
+            daemon = try LiveDaemon()
+            try daemon.start()
+            daemon.openToOtherUsers()
+            script = daemon.directory + "/client.py"
+            try LiveDaemonTests.rawClient.write(toFile: script, atomically: true, encoding: .utf8)
+            chmod(script, 0o644)
+        }
+
+        func asUser(_ calls: [String]) throws -> [JSONValue] {
+            let ran = try LiveHost.run([LiveHost.setpriv!, "--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups",
+                                        LiveHost.systemPython!, script, daemon.socket] + calls, timeout: 60)
+            try #require(ran.status == 0, "client as the test user: \(ran.stderr)")
+            return try ran.stdout.split(separator: "\n").map { try JSONDecoder().decode(JSONValue.self, from: Data(String($0).utf8)) }
+        }
+
+        func spawn(_ parameters: String) -> String {
+            #"{"method":"io.numaplaced.Manager.Spawn","parameters":\#(parameters)}"#
+        }
+
+        /// A directory the test user owns, for files it may create.
+        func userDirectory(_ name: String) throws -> String {
+            let dir = daemon.directory + "/" + name
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+            chown(dir, uid_t(user.uid), gid_t(user.gid))
+            return dir
+        }
+
+        func finish() {
+            daemon.stop()
+            user.remove()
+        }
+    }
+
+    /// Review finding 1: a FIFO nobody opens, as stdin or stdout, used to block the child (already the
+    /// caller, sharing the daemon's memory) and with it every later spawn. Now refused at once, and the
+    /// next spawn, the same user's and root's, is served.
+    @Test(.enabled(if: ready, missing), .timeLimit(.minutes(3)), arguments: ["stdin", "stdout"])
+    func aFIFODoesNotStopSpawns(_ stream: String) throws {
+        let s = try Session()
+        defer { s.finish() }
+        let fifo = try s.userDirectory("fifos") + "/fifo"
+        try #require(mkfifo(fifo, 0o666) == 0)
+        chown(fifo, uid_t(s.user.uid), gid_t(s.user.gid))
+        let started = Date()
+        let replies = try s.asUser([s.spawn(#"{"argv":["/bin/true"],"\#(stream)":"\#(fifo)"}"#),
+                                    s.spawn(#"{"argv":["/bin/true"]}"#)])
+        #expect(Date().timeIntervalSince(started) < 30)
+        #expect(replies[0]["error"] == .string("io.numaplaced.Manager.SpawnFailed"), "\(replies[0])")
+        let errno = replies[0]["parameters"]?["errno"]?.intValue
+        #expect(errno == Int(EINVAL) || errno == Int(ENXIO), "\(replies[0])")
+        #expect(replies[1]["parameters"]?["worker"]?["pid"] != nil, "the next spawn is served: \(replies[1])")
+        let root = try s.daemon.client().call("Spawn", ["argv": .array([.string("/bin/true")])])
+        #expect(root["worker"]?["pid"] != nil)
+    }
+
+    /// Review finding 5: `/proc/self/maps` opened in the child was the daemon's address map. Paths are
+    /// opened by the parent as the caller, and nothing on procfs is given to a worker as a path.
+    @Test(.enabled(if: ready, missing), .timeLimit(.minutes(3)))
+    func procfsPathsAreRefused() throws {
+        let s = try Session()
+        defer { s.finish() }
+        let out = try s.userDirectory("out") + "/maps"
+        let replies = try s.asUser([
+            s.spawn(#"{"argv":["/bin/cat"],"stdin":"/proc/self/maps","stdout":"\#(out)"}"#),
+            s.spawn(#"{"argv":["/bin/cat"],"stdin":"/proc/self/status","stdout":"\#(out)"}"#),
+            s.spawn(#"{"argv":["/bin/cat"],"stdin":"/proc/\#(s.daemon.pid)/environ","stdout":"\#(out)"}"#),
+        ])
+        for r in replies {
+            #expect(r["error"] == .string("io.numaplaced.Manager.SpawnFailed"), "\(r)")
+        }
+        #expect(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").isEmpty, "the worker read a /proc file")
+        // Root is refused too: a worker's stdin is a file, not the daemon's own state.
+        let rootRefused = try s.daemon.client().failing("Spawn", ["argv": .array([.string("/bin/true")]),
+                                                                  "stdin": .string("/proc/self/maps")])
+        #expect(rootRefused.name == "io.numaplaced.Manager.SpawnFailed")
+    }
+
+    /// Review finding 4: `inherit` gave a user's worker the daemon's own stdout and stderr (its log).
+    @Test(.enabled(if: ready, missing), .timeLimit(.minutes(3)))
+    func inheritIsTheDaemonsUserOnly() throws {
+        let s = try Session()
+        defer { s.finish() }
+        let before = s.daemon.logText.utf8.count
+        let replies = try s.asUser([
+            s.spawn(#"{"argv":["/bin/echo","FORGED-LINE"],"stdout":"inherit"}"#),
+            s.spawn(#"{"argv":["/bin/true"],"stderr":"inherit"}"#),
+            s.spawn(#"{"argv":["/bin/true"],"stdin":"inherit"}"#),
+        ])
+        for r in replies {
+            #expect(r["error"] == .string("io.numaplaced.Manager.InvalidParameter"), "\(r)")
+        }
+        usleep(200_000)
+        #expect(!s.daemon.logText.contains("FORGED-LINE"))
+        #expect(s.daemon.logText.utf8.count >= before)
+        // Root, the daemon's own user, keeps it.
+        let root = try s.daemon.client().call("Spawn", ["argv": .array([.string("/bin/true")]), "stdout": .string("inherit")])
+        #expect(root["worker"]?["pid"] != nil)
+    }
+
+    /// Files are created by and as the caller: the owner is the caller, and a directory closed to it
+    /// stays closed. A program in a directory the caller cannot search is not found at all (the
+    /// PATH search runs as the caller, so it learns nothing about names it could not list).
+    @Test(.enabled(if: ready, missing), .timeLimit(.minutes(3)))
+    func filesAndPATHAreTheCallers() throws {
+        let s = try Session()
+        defer { s.finish() }
+        let out = try s.userDirectory("files") + "/out"
+        let hidden = s.daemon.directory + "/hidden"
+        try FileManager.default.createDirectory(atPath: hidden, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: hidden + "/secret-tool")
+        let replies = try s.asUser([
+            s.spawn(#"{"argv":["/bin/echo","mine"],"stdout":"\#(out)"}"#),
+            s.spawn(#"{"argv":["secret-tool"],"environment":["PATH=\#(hidden)"]}"#),
+            s.spawn(#"{"argv":["no-such-tool"],"environment":["PATH=\#(hidden)"]}"#),
+        ])
+        #expect(replies[0]["parameters"]?["worker"]?["pid"] != nil, "\(replies[0])")
+        usleep(300_000)
+        let attributes = try FileManager.default.attributesOfItem(atPath: out)
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.intValue == s.user.uid)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "mine\n")
+        for r in replies.dropFirst() {
+            #expect(r["error"] == .string("io.numaplaced.Manager.SpawnFailed"), "\(r)")
+            #expect(r["parameters"]?["errno"] == .int(Int(ENOENT)), "the same answer for a hidden name and none: \(r)")
+        }
+    }
+
+    /// Review finding 8: the kernel clears PR_SET_PDEATHSIG when the credentials change, so a worker
+    /// of another user never got it. It is set after setuid now: killing the daemon kills the worker.
+    @Test(.enabled(if: ready, missing), .timeLimit(.minutes(3)))
+    func parentDeathSignalReachesAnotherUsersWorker() throws {
+        let s = try Session()
+        defer { s.finish() }
+        let replies = try s.asUser([s.spawn(#"{"argv":["/bin/sleep","300"],"parentDeathSignal":9}"#)])
+        let pid = try #require(replies.first?["parameters"]?["worker"]?["pid"]?.intValue, "\(replies)")
+        defer { if LiveHost.isRunning(pid) { kill(pid_t(pid), SIGKILL) } }
+        #expect(LiveHost.isRunning(pid))
+        s.daemon.stop(signal: SIGKILL)
+        var gone = false
+        for _ in 0..<100 where !gone {
+            usleep(50_000)
+            gone = !LiveHost.isRunning(pid)
+        }
+        #expect(gone, "worker \(pid) outlived the daemon")
+    }
+}
