@@ -81,6 +81,9 @@ public final class Daemon: @unchecked Sendable {
             ?? (options.socketPath.map(Daemon.parentDirectory) ?? configuration.stateDirectory)
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
+        // The worker table decides whose processes the daemon adopts and signals: a directory
+        // someone else can write would let them forge it.
+        try TrustedDirectory.check(stateDirectory)
         let (limits, defaults) = Daemon.workerSettings(configuration)
         supervisor = WorkerSupervisor(
             store: store, hub: hub, stateLog: WorkerStateLog(directory: stateDirectory),
@@ -112,6 +115,7 @@ public final class Daemon: @unchecked Sendable {
         serverLimits.maxConnections = configuration.limits.maxConnections
         serverLimits.maxConnectionsPerUser = configuration.limits.maxConnectionsPerUser
         serverLimits.maxPendingReplies = max(configuration.limits.maxMonitorBacklog, 64)
+        serverLimits.maxPendingBytes = max(1 << 20, configuration.limits.maxMessageBytes)
         let state = configState
         let reloadBox = ReloadBox()
         service = ManagerService(store: store, supervisor: supervisor, hub: hub, eventSource: eventSource,
@@ -198,6 +202,8 @@ public final class Daemon: @unchecked Sendable {
             let dir = Daemon.parentDirectory(path)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o755])
+            // Another user who can write here could swap the socket for a link before its mode is set.
+            try TrustedDirectory.check(dir)
         }
         try await server.start(listen)
         if case .path(let path) = listen { Daemon.restrictSocket(path, logger: logger) }
@@ -230,8 +236,15 @@ extension Daemon {
     /// group `numaplace` when that group exists; otherwise 0600 for root (only root may connect) and
     /// 0600 for a user's own daemon. SO_PEERCRED still judges every call; this is the outer gate.
     static func restrictSocket(_ path: String, logger: Logger) {
+        // The directory is trusted (TrustedDirectory), so the path is still the socket just bound; a
+        // link or anything else in its place is left alone rather than given to the group.
+        var st = stat()
+        guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK else {
+            logger.warning("\(path) is not the socket just bound: its mode is left as it is")
+            return
+        }
         if geteuid() == 0, let group = getgrnam("numaplace") {
-            if chown(path, 0, group.pointee.gr_gid) != 0 || chmod(path, 0o660) != 0 {
+            if lchown(path, 0, group.pointee.gr_gid) != 0 || chmod(path, 0o660) != 0 {
                 logger.warning("cannot give \(path) to group numaplace: \(String(cString: strerror(errno)))")
             }
         } else if chmod(path, 0o600) != 0 {

@@ -57,6 +57,11 @@ public struct ServerLimits: Sendable {
     public var maxQueuedCalls = 64
     /// Replies written but not yet taken by a slow reader before streaming stops for it.
     public var maxPendingReplies = 4096
+    /// Bytes of replies written but not yet taken by the peer before the connection is closed: what a
+    /// client that stops reading can make the daemon hold (a message counts whole; one message is
+    /// always let through, however large, so that every reply the daemon can make can be read).
+    /// Per connection, so one uid can make the daemon hold at most MaxConnectionsPerUser times this.
+    public var maxPendingBytes = 1 << 20
 
     public init() {}
 }
@@ -289,7 +294,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             self?.counted = true
             admitted.succeed(PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid))
         }
-        let sink = ChannelSink(channel: channel, maxPending: limits.maxPendingReplies)
+        let sink = ChannelSink(channel: channel, maxPending: limits.maxPendingReplies, maxPendingBytes: limits.maxPendingBytes)
         let (stream, continuation) = AsyncStream<VarlinkCall>.makeStream(bufferingPolicy: .unbounded)
         calls = continuation
         let dispatcher = self.dispatcher
@@ -352,32 +357,51 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-/// Writes replies to a NIO channel, counting those the peer has not taken yet.
+/// Writes replies to a NIO channel, counting the messages and bytes the peer has not taken yet.
+/// A peer that lets more than `maxPendingBytes` pile up has stopped reading (or reads too slowly to
+/// be served): its connection is closed, which frees what NIO held for it. Counting messages alone let
+/// 8 Monitor clients that never read hold 2 GB of events carrying 240 KiB argvs.
 final class ChannelSink: ReplySink, @unchecked Sendable {
     private let channel: Channel
     private let maxPending: Int
+    private let maxPendingBytes: Int
     private let lock = NIOLock()
     private var pending = 0
+    private var pendingBytes = 0
 
-    init(channel: Channel, maxPending: Int) {
+    init(channel: Channel, maxPending: Int, maxPendingBytes: Int = ServerLimits().maxPendingBytes) {
         self.channel = channel
         self.maxPending = maxPending
+        self.maxPendingBytes = maxPendingBytes
     }
 
     var isOpen: Bool { channel.isActive }
 
     func send(_ bytes: [UInt8]) -> Bool {
         guard channel.isActive else { return false }
-        let admitted = lock.withLock { () -> Bool in
-            guard pending < maxPending else { return false }
+        let size = bytes.count
+        enum Admission { case admitted, full, behind }
+        let admission = lock.withLock { () -> Admission in
+            guard pending < maxPending else { return .full }
+            guard pending == 0 || pendingBytes + size <= maxPendingBytes else { return .behind }
             pending += 1
-            return true
+            pendingBytes += size
+            return .admitted
         }
-        guard admitted else { return false }
+        switch admission {
+        case .admitted: break
+        case .full: return false
+        case .behind:
+            channel.close(promise: nil)
+            return false
+        }
         let buffer = channel.allocator.buffer(bytes: bytes)
         channel.writeAndFlush(buffer).whenComplete { [weak self] _ in
             guard let self else { return }
-            self.lock.withLock { self.pending -= 1 }
+            self.lock.withLock {
+                self.pending -= 1
+                self.pendingBytes -= size
+            }
         }
         return true
     }

@@ -6,6 +6,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import NumaPlacePlatform
 import NumaPlaceProtocol
 
 /// The persisted worker table: an append-only log of JSON lines under the runtime directory
@@ -36,13 +37,44 @@ public final class WorkerStateLog: @unchecked Sendable {
         path = directory + "/workers.log"
     }
 
+    /// The largest log `load` reads: far beyond what the daemon writes between compactions (live
+    /// workers, each bounded by MaxArgvBytes, plus 4,096 records), and a bound on what a start costs.
+    public static let maxBytes = 256 << 20
+
     /// Reads the log: the workers that were running when it was last written, and the highest id number.
+    /// The file is the daemon's own or nothing: opened without following a link, and ignored (with
+    /// `lastError`) unless it is a regular file of the daemon's user that no one else may write.
     public func load() -> (live: [Record], maxID: Int) {
-        guard let data = FileManager.default.contents(atPath: path) else { return ([], 0) }
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            if errno != ENOENT { lastError = "\(path): \(String(cString: strerror(errno)))" }
+            return ([], 0)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+            lastError = "\(path): not a regular file of uid \(geteuid()) writable by it alone; not adopting from it"
+            return ([], 0)
+        }
+        guard st.st_size <= Self.maxBytes else {
+            lastError = "\(path): \(st.st_size) bytes, more than the \(Self.maxBytes >> 20) MiB a log can hold; not adopting from it"
+            return ([], 0)
+        }
+        var data = [UInt8](repeating: 0, count: Int(st.st_size))
+        var got = 0
+        while got < data.count {
+            let n = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            got += n
+        }
+        data.removeSubrange(got...)
         var live: [String: Record] = [:]
         var order: [String] = []
         var maxID = 0
+        var count = 0
         for line in data.split(separator: UInt8(ascii: "\n")) {
+            count += 1
             // A torn last line (the daemon died mid-write) or garbage is skipped, never fatal.
             guard let r = try? JSONDecoder().decode(Record.self, from: Data(line)), let n = Self.idNumber(r) else { continue }
             maxID = max(maxID, n)
@@ -53,6 +85,8 @@ public final class WorkerStateLog: @unchecked Sendable {
                 live.removeValue(forKey: r.id)
             }
         }
+        // Counted, so that the compaction after adoption sees how long the log really is.
+        lines = count
         return (order.compactMap { live[$0] }, maxID)
     }
 
@@ -79,24 +113,13 @@ public final class WorkerStateLog: @unchecked Sendable {
         // record would be glued to the fragment and skipped with it when the log is loaded.
         if lastAppendFailed { bytes.insert(UInt8(ascii: "\n"), at: 0) }
         if fd < 0 {
-            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
             if fd < 0 {
                 lastError = "\(path): \(String(cString: strerror(errno)))"
                 return false
             }
         }
-        let ok = bytes.withUnsafeBytes { raw -> Bool in
-            var off = 0
-            while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                off += n
-            }
-            return true
-        }
+        let ok = bytes.withUnsafeBytes { raw in (try? Syscall.writeAll(fd, raw)) != nil }
         lastAppendFailed = !ok
         if !ok {
             lastError = "\(path): \(String(cString: strerror(errno)))"
@@ -119,8 +142,18 @@ public final class WorkerStateLog: @unchecked Sendable {
             out.append(contentsOf: r.jsonBytes)
             out.append(UInt8(ascii: "\n"))
         }
-        guard FileManager.default.createFile(atPath: tmp, contents: out, attributes: [.posixPermissions: 0o600]) else {
+        // A fresh file of our own: never through a link, never a file left by someone else.
+        unlink(tmp)
+        let tmpFD = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard tmpFD >= 0 else {
+            lastError = "\(tmp): \(String(cString: strerror(errno)))"
+            return
+        }
+        let written = out.withUnsafeBytes { raw in (try? Syscall.writeAll(tmpFD, raw)) != nil }
+        close(tmpFD)
+        guard written else {
             lastError = "\(tmp): cannot write"
+            unlink(tmp)
             return
         }
         guard rename(tmp, path) == 0 else {

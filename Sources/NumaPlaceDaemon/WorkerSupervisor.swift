@@ -22,6 +22,10 @@ public struct WorkerLimits: Sendable {
     public var maxWorkersPerUser = 1024
     /// Exited workers kept for GetWorker and Wait; past it, the oldest eighth is forgotten.
     public var exitedHistory = 1024
+    /// Exited workers one uid keeps, by count and by the bytes of their argv: one user's quick spawns
+    /// (or huge argvs) forget that user's oldest exits, never another user's.
+    public var exitedHistoryPerUser = 256
+    public var exitedHistoryBytesPerUser = 8 << 20
 
     public init() {}
 }
@@ -57,6 +61,8 @@ public actor WorkerSupervisor {
     /// workers: with 1,024 of them, the scans cost about 2 ms of daemon CPU per spawn.
     private var running: Set<String> = []
     private var exitedCount = 0
+    /// Exited entries kept per uid, and the bytes of their argvs (`WorkerLimits.exitedHistoryPerUser`).
+    private var exitedPerUID: [UInt32: (count: Int, bytes: Int)] = [:]
     /// Spawns admitted but not yet tracked, per caller uid (for MaxWorkersPerUser).
     private var admitting: [UInt32: Int] = [:]
     /// Running workers per uid, and the running ones holding exclusive cores: with thousands of
@@ -347,6 +353,9 @@ public actor WorkerSupervisor {
             if !entry.cores.isEmpty { holdingCores.insert(id) }
         } else {
             exitedCount += 1
+            let uid = UInt32(truncatingIfNeeded: entry.worker.uid)
+            exitedPerUID[uid, default: (0, 0)].count += 1
+            exitedPerUID[uid, default: (0, 0)].bytes += Self.argvBytes(entry.worker)
         }
     }
 
@@ -382,6 +391,8 @@ public actor WorkerSupervisor {
         runningPerUID[uid, default: 1] -= 1
         if runningPerUID[uid] == 0 { runningPerUID.removeValue(forKey: uid) }
         exitedCount += 1
+        exitedPerUID[uid, default: (0, 0)].count += 1
+        exitedPerUID[uid, default: (0, 0)].bytes += Self.argvBytes(entry.worker)
         let waiters = entry.waiters
         entry.waiters = [:]
         entries[id] = entry
@@ -392,7 +403,40 @@ public actor WorkerSupervisor {
                     metadata: [LogMetadataKey.messageID: "\(MessageID.workerExited)", LogMetadataKey.workerID: "\(id)",
                                LogMetadataKey.workerPID: "\(entry.worker.pid)"])
         hub.publish(kind: "workerExited", address: entry.worker.device, worker: entry.worker)
+        trimHistory(of: uid)
         trimHistory()
+    }
+
+    static func argvBytes(_ worker: Manager.Worker) -> Int { worker.argv.reduce(0) { $0 + $1.utf8.count + 1 } }
+
+    /// Forgets `uid`'s oldest exited workers once it keeps more than its share, down to 7/8 of it.
+    private func trimHistory(of uid: UInt32) {
+        guard let kept = exitedPerUID[uid], kept.count > limits.exitedHistoryPerUser
+                || kept.bytes > limits.exitedHistoryBytesPerUser else { return }
+        var count = kept.count, bytes = kept.bytes
+        var drop = Set<String>()
+        for id in order where count > limits.exitedHistoryPerUser - limits.exitedHistoryPerUser / 8
+            || bytes > limits.exitedHistoryBytesPerUser - limits.exitedHistoryBytesPerUser / 8 {
+            guard !running.contains(id), let e = entries[id], UInt32(truncatingIfNeeded: e.worker.uid) == uid else { continue }
+            drop.insert(id)
+            count -= 1
+            bytes -= Self.argvBytes(e.worker)
+        }
+        forget(drop)
+    }
+
+    /// Removes exited entries from the table and the per-uid counts.
+    private func forget(_ drop: Set<String>) {
+        guard !drop.isEmpty else { return }
+        for id in drop {
+            guard let e = entries.removeValue(forKey: id) else { continue }
+            let uid = UInt32(truncatingIfNeeded: e.worker.uid)
+            exitedPerUID[uid, default: (1, 0)].count -= 1
+            exitedPerUID[uid, default: (0, 0)].bytes -= Self.argvBytes(e.worker)
+            if exitedPerUID[uid]?.count ?? 0 <= 0 { exitedPerUID.removeValue(forKey: uid) }
+        }
+        order.removeAll { drop.contains($0) }
+        exitedCount -= drop.count
     }
 
     private func liveRecords() -> [WorkerStateLog.Record] {
@@ -411,9 +455,7 @@ public actor WorkerSupervisor {
             drop.insert(id)
             excess -= 1
         }
-        for id in drop { entries.removeValue(forKey: id) }
-        order.removeAll { drop.contains($0) }
-        exitedCount -= drop.count
+        forget(drop)
     }
 
     /// Re-adopts the workers a previous instance recorded as running: those whose pid still names
@@ -427,8 +469,19 @@ public actor WorkerSupervisor {
             worker.adopted = true
             let pid = pid_t(worker.pid)
             let ticks = WorkerSupervisor.startTicks(pid: pid, root: procRoot)
-            if ticks != nil, ticks == r.startTicks, let pidfd = try? PidFD.open(pid: pid) {
-                let cores = worker.exclusiveCores.compactMap { try? CPUSet(cpulist: $0) }
+            if ticks != nil, ticks == r.startTicks, let pidfd = try? PidFD.open(pid: pid),
+               // Read again through the pidfd's process: the pid cannot have been reused since.
+               WorkerSupervisor.startTicks(pid: pid, root: procRoot) == ticks,
+               WorkerSupervisor.processMayBe(worker, pid: pid, root: procRoot) {
+                // Exclusive cores only where no worker adopted before holds them: a record cannot
+                // take cores twice, nor all of them.
+                var cores = worker.exclusiveCores.compactMap { try? CPUSet(cpulist: $0) }
+                let held = reserved
+                if cores.contains(where: { !$0.isDisjoint(with: held) }) {
+                    logger.warning("worker \(r.id) (pid \(pid)): its exclusive cores are held by another worker; adopted as shared")
+                    cores = []
+                    worker.exclusiveCores = []
+                }
                 track(Entry(worker: worker, pidfd: pidfd, startTicks: ticks, cores: cores, source: nil))
                 adopted += 1
                 logger.info("worker \(r.id) (pid \(pid)) re-adopted",
@@ -445,6 +498,18 @@ public actor WorkerSupervisor {
         // Start the next instance from a compact log.
         log.compactIfNeeded(liveCount: running.count, live: liveRecords(), threshold: 0)
         return (adopted, gone)
+    }
+
+    /// Whether the live process may be the worker a record describes, as far as whose it is: the
+    /// record's uid is one of the process's (real, effective, saved, filesystem), or the record is
+    /// root's (which gives no one but root a handle on it). A record naming a user for someone
+    /// else's process would let that user signal it.
+    static func processMayBe(_ worker: Manager.Worker, pid: pid_t, root: SysfsRoot) -> Bool {
+        if worker.uid == 0 { return true }
+        guard let status = try? root.read("proc/\(pid)/status", limit: 16384),
+              let field = SysfsParsers.statusField("Uid", in: status) else { return false }
+        let uids = field.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        return uids.contains(worker.uid)
     }
 
     /// Field 22 of `/proc/<pid>/stat`, the start time in clock ticks since boot.

@@ -162,4 +162,47 @@ import Testing
         }
         #expect(gone, "worker \(pid) outlived the daemon")
     }
+
+    /// Review finding 2: 8 Monitor clients that never read, while 300 workers with two 120 KiB
+    /// arguments start and exit, grew the daemon to 1-2 GB (events carry the argv, and the bound was
+    /// on messages, not bytes). Each connection may now leave at most a few MiB unread before it is
+    /// closed: the daemon stays small, the readers that fell behind are gone, and others are served.
+    @Test(.enabled(if: LiveHost.binaryBuilt, "needs the daemon binary: run `swift build` first"), .timeLimit(.minutes(4)))
+    func clientsThatDoNotReadCannotGrowTheDaemon() throws {
+        let daemon = try LiveDaemon()
+        try daemon.start()
+        defer { daemon.stop() }
+        var idle: [VarlinkClient] = []
+        // NP_IDLE_CLIENTS: how many (8 by default, as in the review); 20 gave a 48 MiB peak here.
+        let count = Int(ProcessInfo.processInfo.environment["NP_IDLE_CLIENTS"] ?? "") ?? 8
+        for _ in 0..<count {
+            let c = try daemon.client()
+            try c.sendCall("io.numaplaced.Manager.Monitor", Empty(), more: true)
+            idle.append(c)
+        }
+        let big = String(repeating: "x", count: 120 << 10)
+        let c = try daemon.client()
+        var peak = 0
+        for i in 0..<300 {
+            let w = try c.call("Spawn", ["argv": .array([.string("/bin/true"), .string(big), .string(big)])])
+            try c.call("Wait", ["id": w["worker"]?["id"] ?? .null])
+            if i % 50 == 49 { peak = max(peak, Self.residentKiB(daemon.pid)) }
+        }
+        print("daemon RSS with \(count) Monitor clients that do not read, 300 spawns of 240 KiB argv: peak \(peak / 1024) MiB")
+        #expect(peak > 0 && peak < 100 << 10, "daemon RSS \(peak) KiB")
+        for slow in idle {
+            var ended = false
+            while !ended {
+                do { _ = try slow.receiveRaw() } catch { ended = true }
+            }
+        }
+        let fresh = try daemon.client()
+        #expect(try fresh.call("GetStatus")["workers"] != nil)
+    }
+
+    static func residentKiB(_ pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return Int(line.split(whereSeparator: \.isWhitespace).dropFirst().first ?? "") ?? 0
+    }
 }

@@ -497,7 +497,8 @@ extension JSONValue {
         let slow = try daemon.client()
         try slow.sendCall("io.numaplaced.Manager.Monitor", Empty(), more: true)
         let c = try daemon.client()
-        let workers = 300
+        // Fewer than a uid's exited history (256), so that GetStatus counts every one.
+        let workers = 200
         for _ in 0..<workers {
             let w = try c.call("Spawn", ["argv": .array([.string("/bin/true")])])
             try c.call("Wait", ["id": w["worker"]?["id"] ?? .null])
