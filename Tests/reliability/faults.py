@@ -265,8 +265,13 @@ def device_remove(binary, workdir):
             t.start()
         time.sleep(0.4)
         removed_at = time.monotonic()
-        with open(devpath + "/remove", "w") as f:
-            f.write("1")
+        try:
+            with open(devpath + "/remove", "w") as f:
+                f.write("1")
+        except PermissionError as e:
+            # Some sandboxes refuse hot removal even to root; the QEMU test bed removes devices for real.
+            R.skip("writing %s/remove is not permitted here (%s); the QEMU test bed covers removal" % (devpath, e))
+            return
         gone = mon.wait_for(lambda e: e["kind"] == "deviceRemoved" and e.get("address") == addr, timeout=10)
         gone_seen = time.monotonic()
         R.check(gone is not None, "deviceRemoved published %.1f ms after the sysfs remove"
@@ -298,6 +303,12 @@ def device_remove(binary, workdir):
         mon.close()
         c.close()
     finally:
+        # Whatever ended the check, the spawner threads end with it: left running against a stopped
+        # daemon they would retry forever and keep the interpreter from exiting.
+        if "stop" in locals():
+            stop.set()
+            for t in locals().get("threads", []):
+                t.join(60)
         if not os.path.exists(devpath):
             with open("/sys/bus/pci/rescan", "w") as f:
                 f.write("1")
