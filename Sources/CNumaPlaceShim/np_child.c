@@ -169,6 +169,14 @@ static int np_child_main(void *raw) {
         }
     }
 
+    /* The caller's resource limits, while the child may still set any (before setuid). The parent
+       narrowed each to the daemon's, so this only lowers. */
+    for (size_t i = 0; i < c->nrlimits; i++) {
+        uint64_t lim[2] = { c->rlimits[i].soft, c->rlimits[i].hard }; /* struct rlimit64 */
+        r = np_sys4(SYS_prlimit64, 0, c->rlimits[i].resource, (long)lim, 0);
+        if (r < 0) np_fail(report, NP_STEP_RLIMITS, r, c->rlimits[i].resource);
+    }
+
     /* 6. Credentials, groups first: after setuid the process may no longer change them. Raw calls
        on purpose: glibc's setuid would broadcast SIGSETXID to the parent's threads. */
     if (c->set_groups) {

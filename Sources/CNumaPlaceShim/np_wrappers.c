@@ -59,6 +59,10 @@ int np_fd_kind(int fd) {
     }
 }
 
+int np_prlimit(pid_t pid, int resource, struct rlimit *old_limit) {
+    return prlimit(pid, (__rlimit_resource_t)resource, NULL, old_limit);
+}
+
 int np_sched_getaffinity(pid_t pid, size_t bytes, unsigned long *mask) {
     /* The raw call, not glibc's sched_getaffinity: the raw one returns how many bytes the kernel
        wrote, which tells the caller the size of the kernel's mask. */

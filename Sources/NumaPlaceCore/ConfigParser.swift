@@ -60,6 +60,7 @@ public enum ConfigParser {
         case maxConnections = "MaxConnections"
         case maxConnectionsPerUser = "MaxConnectionsPerUser"
         case maxMonitorBacklog = "MaxMonitorBacklog"
+        case maxExclusiveCoresPerUser = "MaxExclusiveCoresPerUser"
 
         /// Byte sizes accept K, M and G suffixes (powers of 1024, as systemd's sizes).
         var isSize: Bool {
@@ -77,6 +78,7 @@ public enum ConfigParser {
             case .maxWorkersPerUser: return 1...1_000_000
             case .maxConnections, .maxConnectionsPerUser: return 1...65536
             case .maxMonitorBacklog: return 1...1_000_000
+            case .maxExclusiveCoresPerUser: return 0...65536
             }
         }
 
@@ -89,6 +91,7 @@ public enum ConfigParser {
             case .maxConnections: return \.maxConnections
             case .maxConnectionsPerUser: return \.maxConnectionsPerUser
             case .maxMonitorBacklog: return \.maxMonitorBacklog
+            case .maxExclusiveCoresPerUser: return \.maxExclusiveCoresPerUser
             }
         }
     }

@@ -29,10 +29,14 @@ public struct Configuration: Hashable, Sendable {
         public var maxConnectionsPerUser: Int
         /// Events queued for one slow `Monitor` client before it is disconnected.
         public var maxMonitorBacklog: Int
+        /// Whole cores one uid other than root may hold exclusively at a time; 0: half of the cores
+        /// the daemon may give out (at least one), so that one user cannot leave root and others none.
+        public var maxExclusiveCoresPerUser: Int
 
         public init(maxMessageBytes: Int = 1 << 20, maxArgvBytes: Int = 256 << 10,
                     maxEnvironmentBytes: Int = 256 << 10, maxWorkersPerUser: Int = 256,
-                    maxConnections: Int = 256, maxConnectionsPerUser: Int = 64, maxMonitorBacklog: Int = 1024) {
+                    maxConnections: Int = 256, maxConnectionsPerUser: Int = 64, maxMonitorBacklog: Int = 1024,
+                    maxExclusiveCoresPerUser: Int = 0) {
             self.maxMessageBytes = maxMessageBytes
             self.maxArgvBytes = maxArgvBytes
             self.maxEnvironmentBytes = maxEnvironmentBytes
@@ -40,6 +44,7 @@ public struct Configuration: Hashable, Sendable {
             self.maxConnections = maxConnections
             self.maxConnectionsPerUser = maxConnectionsPerUser
             self.maxMonitorBacklog = maxMonitorBacklog
+            self.maxExclusiveCoresPerUser = maxExclusiveCoresPerUser
         }
     }
 

@@ -126,6 +126,24 @@ public enum SysfsParsers {
         return nil
     }
 
+    /// `/proc/<pid>/limits`: the soft and hard value of each row, keyed by the row's name ("Max open
+    /// files"); `unlimited` is `UInt64.max`. Rows that do not parse are left out. Read rather than
+    /// prlimit(2), which needs CAP_SYS_RESOURCE for another user's process; the file is world-readable.
+    public static func processLimits(_ text: String) -> [String: (soft: UInt64, hard: UInt64)] {
+        var out: [String: (soft: UInt64, hard: UInt64)] = [:]
+        for line in text.split(separator: "\n").dropFirst() {   // the first line is the header
+            // Columns: a name (with spaces), soft, hard, and sometimes units; names end before the
+            // first field that is a number or "unlimited".
+            let fields = line.split(whereSeparator: \.isWhitespace)
+            guard let first = fields.firstIndex(where: { $0 == "unlimited" || $0.allSatisfy(\.isASCIIDigit) }),
+                  first + 1 < fields.count else { continue }
+            func value(_ f: Substring) -> UInt64? { f == "unlimited" ? UInt64.max : UInt64(f) }
+            guard let soft = value(fields[first]), let hard = value(fields[first + 1]) else { continue }
+            out[fields[..<first].joined(separator: " ")] = (soft, hard)
+        }
+        return out
+    }
+
     /// The memory policy `/proc/<pid>/numa_maps` shows for the task: the policy word of its first
     /// mapping (`default`, `prefer:1`, `bind:0-1`, `interleave:0-1`, `prefer (many):0-1`, `local`).
     /// Returns the mode name of the Varlink API and the node set. nil when there is no mapping

@@ -142,6 +142,7 @@ public final class Daemon: @unchecked Sendable {
         limits.maxArgvBytes = c.limits.maxArgvBytes
         limits.maxEnvironmentBytes = c.limits.maxEnvironmentBytes
         limits.maxWorkersPerUser = c.limits.maxWorkersPerUser
+        limits.maxExclusiveCoresPerUser = c.limits.maxExclusiveCoresPerUser
         var defaults = SpawnDefaults()
         defaults.memory = c.defaultMemoryPolicy
         defaults.admission = c.defaultAdmission

@@ -8,6 +8,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NumaPlacePlatform
 import NumaPlaceProtocol
 #if canImport(Glibc)
 import Glibc
@@ -18,11 +19,25 @@ public struct PeerCredentials: Hashable, Sendable {
     public let pid: Int32
     public let uid: UInt32
     public let gid: UInt32
+    /// The connecting process (SO_PEERPIDFD), for reading its groups and limits without trusting a
+    /// pid that may have been recycled; nil where the kernel has no SO_PEERPIDFD (before 6.5).
+    public let process: PidFD?
 
-    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+    public init(pid: Int32, uid: UInt32, gid: UInt32, process: PidFD? = nil) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
+        self.process = process
+    }
+
+    public static func == (a: PeerCredentials, b: PeerCredentials) -> Bool {
+        a.pid == b.pid && a.uid == b.uid && a.gid == b.gid
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(pid)
+        h.combine(uid)
+        h.combine(gid)
     }
 
     public var isRoot: Bool { uid == 0 }
@@ -265,20 +280,29 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         // The peer's credentials decide its share of the connections, and every call's rights.
         // (On the event loop the option is read at once, so admission happens before any read.)
         let credentials: EventLoopFuture<UCred>
+        // SO_PEERPIDFD (77, Linux 6.5): the process that connected, for as long as it lives; -1 where
+        // the kernel does not have it.
+        let peerPidfd: EventLoopFuture<Int32>
         if let provider = channel as? SocketOptionProvider {
             credentials = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET),
                                                          name: SocketOptionName(SO_PEERCRED))
+            peerPidfd = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(77))
+                .recover { _ in -1 }
         } else {
             credentials = loop.makeFailedFuture(ChannelError.operationUnsupported)
+            peerPidfd = loop.makeSucceededFuture(-1)
         }
         let admitted = loop.makePromise(of: PeerCredentials.self)
-        credentials.whenComplete { [weak self] result in
+        credentials.and(peerPidfd).whenComplete { [weak self] result in
             // Without credentials no call is served: the security model depends on them.
-            guard case .success(let cred) = result, channel.isActive else {
+            guard case .success((let cred, let pidfd)) = result, channel.isActive else {
+                if case .success((_, let pidfd)) = result, pidfd >= 0 { close(pidfd) }
                 admitted.fail(ChannelError.operationUnsupported)
                 channel.close(promise: nil)
                 return
             }
+            // Owned from here: released (and closed) with the connection, or at once if it is refused.
+            let process = pidfd >= 0 ? PidFD(taking: pidfd, pid: cred.pid) : nil
             let admission = connections.admit(channel, uid: cred.uid, limit: limits.maxConnections,
                                               perUserLimit: limits.maxConnectionsPerUser)
             guard admission.admitted else {
@@ -292,7 +316,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 idle.close(promise: nil)
             }
             self?.counted = true
-            admitted.succeed(PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid))
+            admitted.succeed(PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid, process: process))
         }
         let sink = ChannelSink(channel: channel, maxPending: limits.maxPendingReplies, maxPendingBytes: limits.maxPendingBytes)
         let (stream, continuation) = AsyncStream<VarlinkCall>.makeStream(bufferingPolicy: .unbounded)

@@ -25,6 +25,9 @@ public struct WorkerLimits: Sendable {
     /// Exited workers one uid keeps, by count and by the bytes of their argv: one user's quick spawns
     /// (or huge argvs) forget that user's oldest exits, never another user's.
     public var exitedHistoryPerUser = 256
+    /// Whole cores one uid other than root may hold exclusively; 0: half of the allowed set's whole
+    /// cores (at least one). `MaxExclusiveCoresPerUser=`.
+    public var maxExclusiveCoresPerUser = 0
     public var exitedHistoryBytesPerUser = 8 << 20
 
     public init() {}
@@ -74,6 +77,8 @@ public actor WorkerSupervisor {
     /// Exclusive cores promised to spawns in flight: the actor is re-entered while a clone is
     /// awaited, and two concurrent requests must not be given the same cores.
     private var inFlight: [String: [CPUSet]] = [:]
+    /// Exclusive cores of the spawns in flight, per uid (for MaxExclusiveCoresPerUser).
+    private var inFlightByUID: [UInt32: Int] = [:]
     private let store: TopologyStore
     private let hub: EventHub
     private let log: WorkerStateLog
@@ -109,6 +114,12 @@ public actor WorkerSupervisor {
         self.defaults = defaults
     }
 
+    /// Whole cores held exclusively by `uid`'s running workers and its spawns in flight.
+    func coresHeld(by uid: UInt32) -> Int {
+        holdingCores.compactMap { entries[$0] }.filter { UInt32(truncatingIfNeeded: $0.worker.uid) == uid }
+            .reduce(0) { $0 + $1.cores.count } + (inFlightByUID[uid] ?? 0)
+    }
+
     /// CPUs held by running exclusive workers.
     var reserved: CPUSet {
         (holdingCores.compactMap { entries[$0]?.cores }.flatMap { $0 } + inFlight.values.flatMap { $0 })
@@ -133,7 +144,8 @@ public actor WorkerSupervisor {
             admitting[peer.uid, default: 1] -= 1
             if admitting[peer.uid] == 0 { admitting.removeValue(forKey: peer.uid) }
         }
-        let credentials = try resolveCredentials(p.user, peer: peer)
+        let caller = peer.process.flatMap { PeerProcess.read(pidfd: $0, procRoot: procRoot) }
+        let credentials = try resolveCredentials(p.user, peer: peer, process: caller)
 
         let target = try parseTarget(p)
         let memory = try p.memory.map { m throws(VarlinkError) -> MemoryPolicyMode in
@@ -152,6 +164,15 @@ public actor WorkerSupervisor {
                                        admission: admission)
         let inventory = await store.inventory
         let allowed = await store.allowed
+        if request.exclusiveCores > 0, !peer.isRoot {
+            // One user's exclusive cores may not leave root and the others none (review finding 6).
+            let share = limits.maxExclusiveCoresPerUser > 0 ? limits.maxExclusiveCoresPerUser
+                : max(1, inventory.topology.cores.filter { !$0.isEmpty && $0.isSubset(of: allowed.cpus) }.count / 2)
+            let held = coresHeld(by: peer.uid)
+            if held + request.exclusiveCores > share {
+                throw Manager.limitExceeded("MaxExclusiveCoresPerUser", maximum: share)
+            }
+        }
         let decision: PlacementDecision
         do {
             decision = try PlacementPolicy.decide(request, inventory: inventory, allowed: allowed, reserved: reserved)
@@ -162,7 +183,12 @@ public actor WorkerSupervisor {
         let id = "w\(nextID)"
         nextID += 1
         inFlight[id] = decision.exclusiveCores
-        defer { inFlight.removeValue(forKey: id) }
+        inFlightByUID[peer.uid, default: 0] += decision.exclusiveCores.count
+        defer {
+            inFlight.removeValue(forKey: id)
+            inFlightByUID[peer.uid, default: 0] -= decision.exclusiveCores.count
+            if inFlightByUID[peer.uid] == 0 { inFlightByUID.removeValue(forKey: peer.uid) }
+        }
         let identifier = p.name ?? (p.argv.first.map { String($0.split(separator: "/").last ?? "worker") } ?? "worker")
         var opened: [Int32] = []
         defer { for fd in opened { close(fd) } }
@@ -189,7 +215,7 @@ public actor WorkerSupervisor {
                 throw Manager.invalidParameter(name, "expected null, inherit, journal or an absolute path")
             }
         }
-        let spawnRequest = SpawnRequest(
+        var spawnRequest = SpawnRequest(
             argv: p.argv, inheritEnvironment: false, environment: environment(p.environment, credentials: credentials),
             workingDirectory: p.workingDirectory ?? "/",
             stdin: try stdio(p.stdin, name: "stdin", input: true, priority: 6),
@@ -197,11 +223,15 @@ public actor WorkerSupervisor {
             stderr: try stdio(p.stderr, name: "stderr", input: false, priority: 3),
             credentials: credentials, placement: decision, admission: admission,
             parentDeathSignal: p.parentDeathSignal.map(Int32.init))
+        // The caller's resource limits, never the daemon's wider ones (LimitNOFILE=, LimitMEMLOCK=).
+        spawnRequest.resourceLimits = caller?.limits ?? []
+        let unreadPeer = peer.process != nil && caller == nil
 
         let process: SpawnedProcess
         do {
             let spawner = self.spawner
-            process = try await spawnThread.run { () throws(SpawnError) in try spawner.spawn(spawnRequest) }
+            let request = spawnRequest
+            process = try await spawnThread.run { () throws(SpawnError) in try spawner.spawn(request) }
         } catch {
             logger.warning("spawn failed: \(error)", metadata: [
                 LogMetadataKey.messageID: "\(MessageID.spawnFailed)", LogMetadataKey.device: "\(decision.device?.description ?? "")",
@@ -221,7 +251,8 @@ public actor WorkerSupervisor {
                 ?? (try? SysfsParsers.statusField("Cpus_allowed_list", in: procRoot.read("proc/\(process.pid)/status")))
                     .flatMap { try? CPUSet(cpulist: $0) }
                     .map { Manager.Placement(cpus: $0.cpulist, memoryPolicy: "unknown", memoryNodes: []) },
-            degraded: decision.degraded + process.degradationNotes,
+            degraded: decision.degraded + process.degradationNotes
+                + (unreadPeer ? ["the calling process has exited: the worker has the daemon's resource limits and the group database's groups"] : []),
             exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil)
         let ticks = WorkerSupervisor.startTicks(pid: process.pid, root: procRoot)
         track(Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores, source: nil))
@@ -297,7 +328,8 @@ public actor WorkerSupervisor {
 
     /// The identity a worker runs with: the caller's, or (root callers only) the named user's.
     /// A daemon that is not root cannot change identity, so it serves only its own user.
-    private func resolveCredentials(_ user: String?, peer: PeerCredentials) throws(VarlinkError) -> Credentials? {
+    private func resolveCredentials(_ user: String?, peer: PeerCredentials,
+                                    process: PeerProcess?) throws(VarlinkError) -> Credentials? {
         let daemonIsRoot = geteuid() == 0
         if let user {
             guard peer.isRoot else { throw Manager.permissionDenied("only root may run a worker as another user") }
@@ -312,7 +344,9 @@ public actor WorkerSupervisor {
             return nil
         }
         if peer.isRoot { return nil }
-        let groups = UserAccount.lookup(uid: peer.uid)?.groups ?? [peer.gid]
+        // The groups the caller's process has (a user removed from a group keeps none of its rights
+        // here, and `newgrp`/`sg` are honoured); the group database only when the process is gone.
+        let groups = process?.groups ?? UserAccount.lookup(uid: peer.uid)?.groups ?? [peer.gid]
         return Credentials(uid: peer.uid, gid: peer.gid, groups: groups)
     }
 

@@ -5,7 +5,7 @@ import NumaPlaceCore
 /// The raw value is the `step` of the Varlink `SpawnFailed` error.
 public enum SpawnStep: String, Sendable, CaseIterable {
     case signals, setsid, pdeathsig, restoreAffinity, resetMempolicy, setAffinity, setMempolicy
-    case setgroups, setgid, setuid, chdir, stdio, closeFDs, exec
+    case setgroups, setgid, setuid, chdir, stdio, closeFDs, exec, rlimits
     /// clone(2) itself, in the parent.
     case clone
     /// Building argv, envp and the masks in the parent, before any process exists.
@@ -27,6 +27,7 @@ public enum SpawnStep: String, Sendable, CaseIterable {
         case Int32(NP_STEP_STDIO.rawValue): self = .stdio
         case Int32(NP_STEP_CLOSE_FDS.rawValue): self = .closeFDs
         case Int32(NP_STEP_EXEC.rawValue): self = .exec
+        case Int32(NP_STEP_RLIMITS.rawValue): self = .rlimits
         default: return nil
         }
     }

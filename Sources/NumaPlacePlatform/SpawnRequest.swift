@@ -22,6 +22,9 @@ public struct SpawnRequest: Sendable {
     public var admission: Admission
     /// PR_SET_PDEATHSIG: the signal the worker gets when the spawning *thread* exits (prctl(2)).
     public var parentDeathSignal: Int32?
+    /// Limits set in the worker before its credentials (the caller's, `PeerProcess`); empty: the
+    /// daemon's own, inherited.
+    public var resourceLimits: [ResourceLimit] = []
 
     public init(argv: [String], inheritEnvironment: Bool = true, environment: [String: String] = [:],
                 workingDirectory: String? = nil, stdin: StdioChoice = .null, stdout: StdioChoice = .inherit,

@@ -136,6 +136,8 @@ public struct Spawner: Sendable {
             }
         }
 
+        let limitList = request.resourceLimits.map { np_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }
+
         // The configuration the child reads; every pointer in it stays valid until np_spawn returns.
         var pid: pid_t = 0
         var pidfd: Int32 = -1
@@ -143,6 +145,7 @@ public struct Spawner: Sendable {
             targetMask.withUnsafeBufferPointer { target in
                 nodeMask.withUnsafeBufferPointer { nodes in
                     preferredMask.withUnsafeBufferPointer { preferred in
+                        limitList.withUnsafeBufferPointer { limitBuffer in
                         groups.withUnsafeBufferPointer { groupList in
                             var config = np_spawn_config()
                             config.path = pathC.pointers[0].map { UnsafePointer($0) }
@@ -196,9 +199,12 @@ public struct Spawner: Sendable {
                             config.uid = UInt32(request.credentials?.uid ?? 0)
                             config.ngroups = groupList.count
                             config.groups = groupList.baseAddress
+                            config.nrlimits = limitBuffer.count
+                            config.rlimits = limitBuffer.baseAddress
                             return withExtendedLifetime((argvC, envpC, pathC, cwdC)) {
                                 np_spawn(&config, &pid, &pidfd) == 0 ? 0 : errno
                             }
+                        }
                         }
                     }
                 }
@@ -456,6 +462,7 @@ public struct Spawner: Sendable {
             guard record.mode >= 0 && record.mode < 3 else { return "move the report pipe above stdio" }
             return "dup2 onto \(names[Int(record.mode)])"
         case .closeFDs: return "close_range(3, ~0)"
+        case .rlimits: return "prlimit(resource \(record.mode))"
         case .exec: return "exec \(path)"
         case .clone: return "clone"
         case .prepare: return "prepare"

@@ -154,6 +154,7 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         ("MaxConnections=65536", Configuration.Limits(maxConnections: 65536)),
         ("MaxMonitorBacklog=1000000", Configuration.Limits(maxMonitorBacklog: 1_000_000)),
         ("MaxMonitorBacklog=007", Configuration.Limits(maxMonitorBacklog: 7)),
+        ("MaxExclusiveCoresPerUser=3", Configuration.Limits(maxExclusiveCoresPerUser: 3)),
     ])
     func limits(line: String, expected: Configuration.Limits) throws {
         #expect(try parse("[Limits]\n\(line)\n").limits == expected)
@@ -252,7 +253,7 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         ("[Daemon]\nSockets=/run/x",
          "\(mainPath):2: unknown key Sockets= in [Daemon] (expected Socket=, StateDirectory=, EventSource= or WorkerCPUs=)"),
         ("[Limits]\nMatch=vendor=0x10de kind=gpu",
-         "\(mainPath):2: unknown key Match= in [Limits] (expected MaxMessageBytes=, MaxArgvBytes=, MaxEnvironmentBytes=, MaxWorkersPerUser=, MaxConnections=, MaxConnectionsPerUser= or MaxMonitorBacklog=)"),
+         "\(mainPath):2: unknown key Match= in [Limits] (expected MaxMessageBytes=, MaxArgvBytes=, MaxEnvironmentBytes=, MaxWorkersPerUser=, MaxConnections=, MaxConnectionsPerUser=, MaxMonitorBacklog= or MaxExclusiveCoresPerUser=)"),
         ("[Daemon]\nSocket /run/x", "\(mainPath):2: expected Key=Value or [Section], found \"Socket /run/x\""),
         ("[Daemon]\n=/run/x", "\(mainPath):2: missing key before = in \"=/run/x\""),
         ("[Daemon]\nSocket=/run/\\", "\(mainPath):2: line ends in \\: continuation lines are not supported"),

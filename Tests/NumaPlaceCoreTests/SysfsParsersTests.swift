@@ -184,3 +184,31 @@ struct SysfsParsersTests {
         #expect(policy?.nodes.cpulist == nodes)
     }
 }
+
+@Suite("/proc/<pid>/limits")
+struct ProcessLimitsParserTests {
+    static let sample = """
+        Limit                     Soft Limit           Hard Limit           Units     
+        Max cpu time              unlimited            unlimited            seconds   
+        Max open files            100                  200                  files     
+        Max locked memory         65536                65536                bytes     
+        Max nice priority         0                    0                    
+        Max realtime timeout      unlimited            unlimited            us        
+
+        """
+
+    @Test func rowsByName() {
+        let limits = SysfsParsers.processLimits(Self.sample)
+        #expect(limits["Max open files"]?.soft == 100 && limits["Max open files"]?.hard == 200)
+        #expect(limits["Max cpu time"]?.soft == UInt64.max)
+        #expect(limits["Max locked memory"]?.hard == 65536)
+        #expect(limits["Max nice priority"]?.soft == 0)
+        #expect(limits["Limit"] == nil, "the header is not a row")
+    }
+
+    @Test(arguments: ["", "\n\n", "Limit\nMax open files\n", "Limit\nMax open files x y\n",
+                      "Limit\nMax open files 99999999999999999999999 1\n", "Limit\nMax open files 5\n", "\0\0\0"])
+    func hostileTextGivesNoRowRatherThanATrap(_ text: String) {
+        #expect(SysfsParsers.processLimits(text)["Max open files"] == nil)
+    }
+}

@@ -25,8 +25,11 @@ import Testing
             chmod(script, 0o644)
         }
 
-        func asUser(_ calls: [String]) throws -> [JSONValue] {
-            let ran = try LiveHost.run([LiveHost.setpriv!, "--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups",
+        /// Calls in one connection as the test user, with no supplementary groups unless `groups`
+        /// names some, and `prefix` (a prlimit, say) in front.
+        func asUser(_ calls: [String], groups: [Int] = [], prefix: [String] = []) throws -> [JSONValue] {
+            let groupArgument = groups.isEmpty ? "--clear-groups" : "--groups=" + groups.map(String.init).joined(separator: ",")
+            let ran = try LiveHost.run(prefix + [LiveHost.setpriv!, "--reuid=\(user.uid)", "--regid=\(user.gid)", groupArgument,
                                         LiveHost.systemPython!, script, daemon.socket] + calls, timeout: 60)
             try #require(ran.status == 0, "client as the test user: \(ran.stderr)")
             return try ran.stdout.split(separator: "\n").map { try JSONDecoder().decode(JSONValue.self, from: Data(String($0).utf8)) }
@@ -204,5 +207,56 @@ import Testing
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
         return Int(line.split(whereSeparator: \.isWhitespace).dropFirst().first ?? "") ?? 0
+    }
+
+    /// Review finding 6: one user took every exclusive core and root got PlacementImpossible. A user
+    /// holds at most its share (half the cores here), and root still gets one.
+    @Test(.enabled(if: ready, missing), .timeLimit(.minutes(3)))
+    func oneUserCannotTakeEveryExclusiveCore() throws {
+        let s = try Session()
+        defer { s.finish() }
+        let cores = try s.daemon.client().call("GetTopology")["cores"]?.array.count ?? 0
+        try #require(cores >= 2, "needs two cores")
+        let share = max(1, cores / 2)
+        var calls: [String] = []
+        for _ in 0...share { calls.append(s.spawn(#"{"argv":["/bin/sleep","300"],"exclusiveCores":1}"#)) }
+        let replies = try s.asUser(calls)
+        var pids: [Int] = []
+        defer { for pid in pids where LiveHost.isRunning(pid) { kill(pid_t(pid), SIGKILL) } }
+        for r in replies.prefix(share) {
+            let pid = try #require(r["parameters"]?["worker"]?["pid"]?.intValue, "\(r)")
+            pids.append(pid)
+        }
+        let over = replies[share]
+        #expect(over["error"] == .string("io.numaplaced.Manager.LimitExceeded"), "\(over)")
+        #expect(over["parameters"]?["limit"] == .string("MaxExclusiveCoresPerUser"), "\(over)")
+        let root = try s.daemon.client().call("Spawn", ["argv": .array([.string("/bin/sleep"), .string("300")]),
+                                                        "exclusiveCores": .int(1)])
+        let rootPID = try #require(root["worker"]?["pid"]?.intValue, "root is left a core: \(root)")
+        pids.append(rootPID)
+    }
+
+    /// Review finding 8: workers got the daemon's limits (LimitNOFILE=, LimitMEMLOCK=infinity) and the
+    /// group database's groups. Now the caller's process's own, read through its pidfd.
+    @Test(.enabled(if: ready && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), missing),
+          .timeLimit(.minutes(3)))
+    func workersGetTheCallersLimitsAndGroups() throws {
+        let s = try Session()
+        defer { s.finish() }
+        let replies = try s.asUser([s.spawn(#"{"argv":["/bin/sleep","300"]}"#)], groups: [100],
+                                   prefix: ["/usr/bin/prlimit", "--nofile=100:200", "--memlock=65536:65536", "--"])
+        let pid = try #require(replies.first?["parameters"]?["worker"]?["pid"]?.intValue, "\(replies)")
+        defer { kill(pid_t(pid), SIGKILL) }
+        let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+        func row(_ name: String) -> [String] {
+            let line = limits.split(separator: "\n").first { $0.hasPrefix(name) } ?? ""
+            return line.dropFirst(name.count).split(whereSeparator: \.isWhitespace).prefix(2).map(String.init)
+        }
+        #expect(row("Max open files") == ["100", "200"], "\(limits)")
+        #expect(row("Max locked memory") == ["65536", "65536"], "\(limits)")
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let groups = status.split(separator: "\n").first { $0.hasPrefix("Groups:") }?
+            .dropFirst("Groups:".count).split(whereSeparator: \.isWhitespace).map(String.init)
+        #expect(groups == ["100"], "the caller's process's groups, not the database's: \(String(describing: groups))")
     }
 }

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -42,6 +43,7 @@ enum np_step {
     NP_STEP_STDIO = 12,
     NP_STEP_CLOSE_FDS = 13,
     NP_STEP_EXEC = 14,
+    NP_STEP_RLIMITS = 15,
 };
 
 /* What the child writes to the report pipe, one record per event. Fixed size and far below
@@ -65,6 +67,13 @@ enum np_stdio_kind {
 struct np_stdio {
     int32_t kind;  /* enum np_stdio_kind */
     int32_t fd;    /* NP_STDIO_FD */
+};
+
+/* One resource limit for the worker (prlimit64(2) of the child itself, before the credentials). */
+struct np_rlimit {
+    int32_t resource;
+    uint64_t soft;
+    uint64_t hard;
 };
 
 /* Everything the child needs, prepared by the parent. The child only reads it. */
@@ -95,6 +104,9 @@ struct np_spawn_config {
     uint32_t uid;
     size_t ngroups;
     const uint32_t *groups;
+
+    size_t nrlimits;                   /* the caller's limits (never wider than the daemon's) */
+    const struct np_rlimit *rlimits;
 };
 
 /* Starts the child with clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD) on a 16 KiB stack carved
@@ -120,6 +132,8 @@ int np_sched_setaffinity(pid_t pid, size_t bytes, const unsigned long *mask);
 int np_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode, void *addr, unsigned long flags);
 /* set_mempolicy(2) of the calling thread, raw system call (no libnuma). */
 int np_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+/* prlimit(2) of `pid` (0: the calling process), reading only. */
+int np_prlimit(pid_t pid, int resource, struct rlimit *old_limit);
 /* pidfd_open(2). */
 int np_pidfd_open(pid_t pid, unsigned int flags);
 /* pidfd_send_signal(2) with no siginfo. */
