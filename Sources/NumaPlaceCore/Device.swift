@@ -41,6 +41,10 @@ public struct Device: Hashable, Sendable {
     public var pciePath: [PCIAddress]
     /// Where the device's files disagreed or could not be read.
     public var warnings: [ScanWarning]
+    /// The device's own memory as a NUMA node (coherent GPU memory on Grace-Hopper, Grace-Blackwell,
+    /// POWER9 with NVLink): the node the NVIDIA driver names in `numa_status`, or a CPU-less node that
+    /// `numa_node` names. nil when the device has none the platform exposes.
+    public var memoryNode: NUMANodeID? = nil
 
     public init(address: PCIAddress, classCode: UInt32, vendor: UInt16, deviceID: UInt16, kind: DeviceKind,
                 driver: String?, firmwareNode: NUMANodeID?, locality: Locality, cpus: CPUSet,

@@ -15,13 +15,17 @@ public struct PlacementRequest: Hashable, Sendable {
     /// Whole physical cores reserved for this worker alone; 0 for the shared node.
     public var exclusiveCores: Int
     public var admission: Admission
+    /// Aim the memory policy at the device's own memory node (`Device.memoryNode`) instead of the
+    /// memory of its CPUs' nodes. Only with a device target.
+    public var deviceMemory: Bool
 
     public init(target: PlacementTarget, memory: MemoryPolicyMode = .preferred, exclusiveCores: Int = 0,
-                admission: Admission = .strict) {
+                admission: Admission = .strict, deviceMemory: Bool = false) {
         self.target = target
         self.memory = memory
         self.exclusiveCores = exclusiveCores
         self.admission = admission
+        self.deviceMemory = deviceMemory
     }
 }
 
@@ -109,6 +113,15 @@ public enum PlacementPolicy {
                 targetCPUs = d.cpus
                 memNodes = d.placementNodes(in: topology)
                 node = d.numaNode
+            }
+            if request.deviceMemory {
+                if let own = d.memoryNode {
+                    memNodes = [own]
+                } else if strict {
+                    throw .impossible("device \(address) has no memory node of its own (no CPU-less node and no driver numa_status names one)")
+                } else {
+                    degraded.append("device \(address) has no memory node of its own: memory from its CPUs' nodes")
+                }
             }
         case .node(let id):
             guard let target = topology.node(id) else { throw .noSuchNode(id) }

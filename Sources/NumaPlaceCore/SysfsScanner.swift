@@ -334,10 +334,41 @@ public struct SysfsScanner: Sendable {
         let (locality, cpus) = LocalityResolver.resolve(firmwareNode: firmwareNode, localCPUs: local,
                                                         topology: topology, path: dir, warnings: &warnings)
         let driver = (try? root.readLink("\(dir)/driver")).map { String($0.split(separator: "/").last ?? "") }
-        return .managed(Device(address: address, classCode: classCode, vendor: vendor,
+        let memoryNode = deviceMemoryNode(address, firmwareNode: firmwareNode, topology: topology, warnings: &warnings)
+        var device = Device(address: address, classCode: classCode, vendor: vendor,
                                deviceID: deviceID, kind: kind, driver: driver, firmwareNode: firmwareNode,
                                locality: locality, cpus: cpus, pciePath: pciePath(address, entry: entry),
-                               warnings: warnings))
+                               warnings: warnings)
+        device.memoryNode = memoryNode
+        return .managed(device)
+    }
+
+    /// The device's own memory node: the NVIDIA driver's `/proc/driver/nvidia/gpus/<address>/numa_status`
+    /// (its `Node:` line, -1 for none) where the driver has one, else a CPU-less node `numa_node` names.
+    func deviceMemoryNode(_ address: PCIAddress, firmwareNode: NUMANodeID?, topology: Topology,
+                          warnings: inout [ScanWarning]) -> NUMANodeID? {
+        let path = "proc/driver/nvidia/gpus/\(address)/numa_status"
+        if let text = try? root.read(path, limit: 4096) {
+            let value = text.split(separator: "\n").map(\.trimmingWhitespace).first { $0.hasPrefix("Node:") }
+                .map { String($0.dropFirst("Node:".count)) }
+            let parsed: Result<NUMANodeID?, SysfsParsers.ParseError>
+            if let value {
+                do { parsed = .success(try SysfsParsers.numaNode(value)) } catch { parsed = .failure(error) }
+            } else {
+                parsed = .failure(.malformed("no Node: line"))
+            }
+            switch parsed {
+            case .success(let id?) where topology.node(id) != nil: return id
+            case .success(let id?):
+                warnings.append(ScanWarning(.outOfRange, path: path, "node \(id) does not exist"))
+            case .success(nil):
+                break   // "Node: -1": the driver gives this GPU no memory node
+            case .failure(let e):
+                warnings.append(ScanWarning(.forParseError(e), path: path, "no Node: line with a node id (\(e))"))
+            }
+        }
+        if let id = firmwareNode, let node = topology.node(id), !node.hasCPUs, node.hasMemory { return id }
+        return nil
     }
 
     /// The bridges above a device, read from its `/sys/bus/pci/devices` link

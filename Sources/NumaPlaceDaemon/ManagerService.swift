@@ -88,7 +88,7 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
             let address = try parseAddress(p.address)
             let inventory = await store.inventory
             guard let d = inventory.device(address) else { throw Manager.noSuchDevice(address.description) }
-            try reply(Manager.GetDeviceReply(device: Manager.Device(d, topology: inventory.topology)), call, sink)
+            try reply(Manager.GetDeviceReply(device: Manager.Device(d, in: inventory)), call, sink)
         case "Spawn":
             let p = try call.parameters(as: Manager.SpawnParameters.self)
             let worker = try await supervisor.spawn(p, peer: peer)
@@ -170,7 +170,7 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
             (kind == nil || d.kind == kind) && (address == nil || d.address == address)
                 && (p.node == nil || d.numaNode?.rawValue == p.node
                     || d.placementNodes(in: t).contains { $0.rawValue == p.node })
-        }.map { Manager.Device($0, topology: t) }
+        }.map { Manager.Device($0, in: inventory) }
     }
 
     private func status(peer: PeerCredentials) async -> Manager.GetStatusReply {

@@ -115,13 +115,13 @@ public actor TopologyStore {
         for address in Set(before.keys).union(after.keys).sorted() {
             switch (before[address], after[address]) {
             case (nil, let d?):
-                hub.publish(kind: "deviceAdded", address: address.description, device: Manager.Device(d, topology: t))
+                hub.publish(kind: "deviceAdded", address: address.description, device: Manager.Device(d, in: inventory))
                 changed = true
             case (let d?, nil):
                 hub.publish(kind: "deviceRemoved", address: address.description, device: Manager.Device(d, topology: t))
                 changed = true
             case (let a?, let b?) where a != b || announceUnchanged:
-                hub.publish(kind: "deviceChanged", address: address.description, device: Manager.Device(b, topology: t))
+                hub.publish(kind: "deviceChanged", address: address.description, device: Manager.Device(b, in: inventory))
                 if a != b { changed = true }
             default:
                 break
@@ -142,8 +142,7 @@ public actor TopologyStore {
     /// next change.
     public func devicesReply() throws -> [UInt8] {
         if let cached = devicesReplyCache { return cached }
-        let t = inventory.topology
-        let bytes = try VarlinkReply.encode(Manager.ListDevicesReply(devices: inventory.devices.map { Manager.Device($0, topology: t) }))
+        let bytes = try VarlinkReply.encode(Manager.ListDevicesReply(devices: inventory.devices.map { Manager.Device($0, in: inventory) }))
         devicesReplyCache = bytes
         return bytes
     }

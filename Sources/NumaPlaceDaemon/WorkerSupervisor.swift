@@ -160,8 +160,11 @@ public actor WorkerSupervisor {
             }
             return v
         } ?? defaults.admission
+        if p.deviceMemory == true, case .device = target {} else if p.deviceMemory == true {
+            throw Manager.invalidParameter("deviceMemory", "needs a device target")
+        }
         let request = PlacementRequest(target: target, memory: memory, exclusiveCores: p.exclusiveCores ?? 0,
-                                       admission: admission)
+                                       admission: admission, deviceMemory: p.deviceMemory ?? false)
         let inventory = await store.inventory
         let allowed = await store.allowed
         if request.exclusiveCores > 0, !peer.isRoot {

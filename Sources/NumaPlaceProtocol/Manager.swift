@@ -33,7 +33,17 @@ public enum Manager {
         public var locality: String
         public var placementNodes: [Int]
         public var pciePath: [String]
+        /// For a GPU or accelerator, the RDMA NICs nearest first (`Inventory.nearestNICs`).
+        public var nearestNICs: [String]
+        /// The device's own memory as a NUMA node (`Device.memoryNode`); null when it has none.
+        public var memoryNode: Int?
         public var warnings: [String]
+
+        /// The wire form of `d`, with what only the whole inventory says (its nearest NICs).
+        public init(_ d: NumaPlaceCore.Device, in inventory: Inventory) {
+            self.init(d, topology: inventory.topology)
+            nearestNICs = inventory.nearestNICs(to: d.address).map(\.description)
+        }
 
         public init(_ d: NumaPlaceCore.Device, topology: Topology) {
             address = d.address.description
@@ -48,12 +58,34 @@ public enum Manager {
             locality = d.locality.name
             placementNodes = d.placementNodes(in: topology).map(\.rawValue)
             pciePath = d.pciePath.map(\.description)
+            nearestNICs = []
+            memoryNode = d.memoryNode?.rawValue
             warnings = d.warnings.map(\.description)
         }
 
         private enum CodingKeys: String, CodingKey {
             case address, `class`, vendor, device, vendorName, kind, driver, numaNode, cpus, locality, placementNodes,
-                 pciePath, warnings
+                 pciePath, nearestNICs, memoryNode, warnings
+        }
+
+        /// `nearestNICs` may be absent (a daemon from before it existed); everything else is required.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            address = try c.decode(String.self, forKey: .address)
+            `class` = try c.decode(String.self, forKey: .class)
+            vendor = try c.decode(String.self, forKey: .vendor)
+            device = try c.decode(String.self, forKey: .device)
+            vendorName = try c.decodeIfPresent(String.self, forKey: .vendorName)
+            kind = try c.decode(String.self, forKey: .kind)
+            driver = try c.decodeIfPresent(String.self, forKey: .driver)
+            numaNode = try c.decodeIfPresent(Int.self, forKey: .numaNode)
+            cpus = try c.decode(String.self, forKey: .cpus)
+            locality = try c.decode(String.self, forKey: .locality)
+            placementNodes = try c.decode([Int].self, forKey: .placementNodes)
+            pciePath = try c.decode([String].self, forKey: .pciePath)
+            nearestNICs = try c.decodeIfPresent([String].self, forKey: .nearestNICs) ?? []
+            memoryNode = try c.decodeIfPresent(Int.self, forKey: .memoryNode)
+            warnings = try c.decode([String].self, forKey: .warnings)
         }
 
         /// `numaNode` is written as an explicit null when unknown, so readers see the state, not a gap.
@@ -71,6 +103,8 @@ public enum Manager {
             try c.encode(locality, forKey: .locality)
             try c.encode(placementNodes, forKey: .placementNodes)
             try c.encode(pciePath, forKey: .pciePath)
+            try c.encode(nearestNICs, forKey: .nearestNICs)
+            try c.encode(memoryNode, forKey: .memoryNode)
             try c.encode(warnings, forKey: .warnings)
         }
     }
@@ -178,7 +212,7 @@ public enum Manager {
             let t = inventory.topology
             let order = t.nodes.map(\.id)
             nodes = t.nodes.map { Node($0, order: order, topology: t) }
-            devices = inventory.devices.map { Device($0, topology: t) }
+            devices = inventory.devices.map { Device($0, in: inventory) }
             onlineCPUs = t.onlineCPUs.cpulist
             possibleCPUs = t.possibleCPUs.cpulist
             allowedCPUs = allowed?.cpus.cpulist ?? t.onlineCPUs.cpulist
@@ -230,13 +264,16 @@ public enum Manager {
         public var user: String?
         public var name: String?
         public var parentDeathSignal: Int?
+        /// Aim the memory policy at the device's own memory node (`Device.memoryNode`).
+        public var deviceMemory: Bool?
 
         public init(argv: [String], device: String? = nil, node: Int? = nil, cpus: String? = nil,
                     environment: [String]? = nil, workingDirectory: String? = nil, memory: String? = nil,
                     exclusiveCores: Int? = nil, admission: String? = nil, stdin: String? = nil,
                     stdout: String? = nil, stderr: String? = nil, user: String? = nil, name: String? = nil,
-                    parentDeathSignal: Int? = nil) {
+                    parentDeathSignal: Int? = nil, deviceMemory: Bool? = nil) {
             self.argv = argv
+            self.deviceMemory = deviceMemory
             self.device = device
             self.node = node
             self.cpus = cpus

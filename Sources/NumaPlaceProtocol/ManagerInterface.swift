@@ -45,6 +45,12 @@ type Device (
   placementNodes: []int,
   # Upstream bridges from the root port down, canonical addresses.
   pciePath: []string,
+  # For a GPU or accelerator: the RDMA NICs, nearest first (same PCIe switch, same root port, same
+  # host bridge, same node, then by node distance). Empty for others.
+  nearestNICs: []string,
+  # The device's own memory as a NUMA node (coherent GPU memory: the node the NVIDIA driver names in
+  # numa_status, or a CPU-less node numa_node names); null when it has none.
+  memoryNode: ?int,
   # Where sysfs disagreed with itself or could not be read.
   warnings: []string
 )
@@ -125,7 +131,8 @@ method GetDevice(address: string) -> (device: Device)
 # the whole allowed set. memory: preferred (default), bind, interleave, none. admission: strict
 # (default) or best-effort. stdin, stdout, stderr: null (default), inherit (the daemon's own: its user
 # only), journal, or an absolute path of a regular file or /dev/null, opened as the caller before the
-# worker exists (stdout and stderr append). user: only root may name another user.
+# worker exists (stdout and stderr append). user: only root may name another user. deviceMemory:
+# with a device, aim the memory policy at the device's own memoryNode (strict: refused without one).
 method Spawn(
   device: ?string,
   node: ?int,
@@ -141,7 +148,8 @@ method Spawn(
   stderr: ?string,
   user: ?string,
   name: ?string,
-  parentDeathSignal: ?int
+  parentDeathSignal: ?int,
+  deviceMemory: ?bool
 ) -> (worker: Worker)
 
 method ListWorkers() -> (workers: []Worker)

@@ -73,6 +73,8 @@ struct DeviceCommand: ManagerCommand {
             ("cpus", d.cpus.isEmpty ? "unknown (a worker for it runs on every allowed CPU)" : d.cpus),
             ("memory nodes", Format.nodes(d.placementNodes)),
             ("pcie path", d.pciePath.isEmpty ? "-" : d.pciePath.joined(separator: " > ")),
+            ("nearest NICs", d.nearestNICs.isEmpty ? "-" : d.nearestNICs.joined(separator: ", ")),
+            ("memory node", d.memoryNode.map(String.init) ?? "-"),
         ]
         if d.warnings.isEmpty { fields.append(("warnings", "none")) }
         for w in d.warnings { fields.append(("warning", w)) }

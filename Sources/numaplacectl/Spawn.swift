@@ -45,6 +45,9 @@ struct Spawn: ManagerCommand {
     @Option(name: .long, help: "Memory policy: preferred (the default), bind, interleave or none.")
     var memory: MemoryPolicyMode?
 
+    @Flag(name: .long, help: "With --device: aim the memory policy at the device's own memory node (coherent GPU memory).")
+    var deviceMemory = false
+
     @Option(name: .long, help: ArgumentHelp("Reserve this many whole cores for the worker alone.", valueName: "n"))
     var exclusiveCores: Int?
 
@@ -141,7 +144,8 @@ struct Spawn: ManagerCommand {
             workingDirectory: workingDirectory, memory: memory?.rawValue,
             exclusiveCores: exclusiveCores, admission: admission?.rawValue,
             stdin: Self.stdio(stdin, cwd: here), stdout: Self.stdio(stdout, cwd: here),
-            stderr: Self.stdio(stderr, cwd: here), user: user, name: name)
+            stderr: Self.stdio(stderr, cwd: here), user: user, name: name,
+            deviceMemory: deviceMemory ? true : nil)
     }
 
     func run() throws {
