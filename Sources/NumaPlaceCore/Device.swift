@@ -45,6 +45,17 @@ public struct Device: Hashable, Sendable {
     /// POWER9 with NVLink): the node the NVIDIA driver names in `numa_status`, or a CPU-less node that
     /// `numa_node` names. nil when the device has none the platform exposes.
     public var memoryNode: NUMANodeID? = nil
+    /// The device files an engine or a container runtime opens for it (`/dev/dri/card0`,
+    /// `/dev/dri/renderD128`, `/dev/infiniband/uverbs0`, `/dev/accel/accel0`, `/dev/ve0`, `/dev/nvidia0`).
+    public var deviceNodes: [String] = []
+    /// The names drivers give it (`mlx5_0`, `ib0`, `ve0`, `card0`, an NVIDIA `GPU-…` UUID).
+    public var names: [String] = []
+
+    /// Whether `text` is one of the device's names or device nodes (a `/dev/...` path, or its last
+    /// component: `renderD128` names the device whose node is `/dev/dri/renderD128`).
+    public func isNamed(_ text: String) -> Bool {
+        names.contains(text) || deviceNodes.contains(text) || deviceNodes.contains { $0.hasSuffix("/" + text) }
+    }
 
     public init(address: PCIAddress, classCode: UInt32, vendor: UInt16, deviceID: UInt16, kind: DeviceKind,
                 driver: String?, firmwareNode: NUMANodeID?, locality: Locality, cpus: CPUSet,

@@ -16,6 +16,15 @@ public struct Inventory: Hashable, Sendable {
         devices.first { $0.address == address }
     }
 
+    /// The device `text` names: a PCI address in any spelling, or one of a device's names or device
+    /// nodes (`mlx5_0`, `/dev/dri/renderD128`, `renderD128`, `GPU-…`). nil when none does, or when a
+    /// name is ambiguous.
+    public func device(named text: String) -> Device? {
+        if let address = try? PCIAddress(parsing: text) { return device(address) }
+        let matches = devices.filter { $0.isNamed(text) }
+        return matches.count == 1 ? matches[0] : nil
+    }
+
     /// Every warning: the machine's, then each device's.
     public var allWarnings: [ScanWarning] { warnings + devices.flatMap(\.warnings) }
 

@@ -340,7 +340,47 @@ public struct SysfsScanner: Sendable {
                                locality: locality, cpus: cpus, pciePath: pciePath(address, entry: entry),
                                warnings: warnings)
         device.memoryNode = memoryNode
+        (device.deviceNodes, device.names) = deviceFiles(address, dir: dir)
         return .managed(device)
+    }
+
+    /// Where each sysfs class directory of a PCI function puts its device files: `drm/card0` is
+    /// `/dev/dri/card0`, `infiniband_verbs/uverbs0` is `/dev/infiniband/uverbs0`, and so on. Classes
+    /// whose entries are names only (an RDMA device, a network interface) have no directory here.
+    static let deviceNodeDirectories: [(sysfs: String, dev: String?)] = [
+        ("drm", "/dev/dri/"), ("infiniband_verbs", "/dev/infiniband/"), ("accel", "/dev/accel/"),
+        ("ve", "/dev/"), ("infiniband", nil), ("net", nil),
+    ]
+
+    /// Entries read per class directory at most: a real function has one or two.
+    static let maxClassEntries = 16
+
+    /// The device nodes and names of a function, from its class directories and, for an NVIDIA GPU,
+    /// the driver's `information` file (`Device Minor:` → `/dev/nvidiaN`, `GPU UUID:`).
+    func deviceFiles(_ address: PCIAddress, dir: String) -> (nodes: [String], names: [String]) {
+        var nodes: [String] = [], names: [String] = []
+        for (sysfs, dev) in Self.deviceNodeDirectories {
+            guard let entries = try? root.list("\(dir)/\(sysfs)") else { continue }
+            for entry in entries.prefix(Self.maxClassEntries)
+            where !entry.isEmpty && entry.utf8.count <= 64 && entry.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" }) {
+                // drm/ also holds connector directories (card0-HDMI-A-1); only cards and render nodes are files.
+                if sysfs == "drm", entry.contains("-") || !(entry.hasPrefix("card") || entry.hasPrefix("renderD")) { continue }
+                if let dev { nodes.append(dev + entry) }
+                names.append(entry)
+            }
+        }
+        if let text = try? root.read("proc/driver/nvidia/gpus/\(address)/information", limit: 16384) {
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1).map(\.trimmingWhitespace)
+                guard parts.count == 2 else { continue }
+                if parts[0] == "Device Minor", let minor = Int(parts[1]), (0..<256).contains(minor) {
+                    nodes.append("/dev/nvidia\(minor)")
+                } else if parts[0] == "GPU UUID", parts[1].hasPrefix("GPU-"), parts[1].utf8.count <= 64 {
+                    names.append(String(parts[1]))
+                }
+            }
+        }
+        return (nodes.sorted(), names.sorted())
     }
 
     /// The device's own memory node: the NVIDIA driver's `/proc/driver/nvidia/gpus/<address>/numa_status`

@@ -85,8 +85,8 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
             }
         case "GetDevice":
             let p = try call.parameters(as: Manager.GetDeviceParameters.self)
-            let address = try parseAddress(p.address)
             let inventory = await store.inventory
+            let address = try resolveDevice(p.address, in: inventory)
             guard let d = inventory.device(address) else { throw Manager.noSuchDevice(address.description) }
             try reply(Manager.GetDeviceReply(device: Manager.Device(d, in: inventory)), call, sink)
         case "Spawn":
@@ -146,9 +146,12 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
         }
     }
 
-    func parseAddress(_ text: String) throws(VarlinkError) -> PCIAddress {
+    /// A device selector: a PCI address in any spelling, or a device node or name a device has
+    /// (`/dev/dri/renderD128`, `mlx5_0`, `GPU-…`).
+    func resolveDevice(_ text: String, in inventory: Inventory, parameter: String = "address") throws(VarlinkError) -> PCIAddress {
         do { return try PCIAddress(parsing: text) } catch {
-            throw Manager.invalidParameter("address", error.description)
+            if let d = inventory.device(named: text) { return d.address }
+            throw Manager.invalidParameter(parameter, "\(error.description), and no device has that name or device node")
         }
     }
 
@@ -156,12 +159,12 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
         var kind: DeviceKind? = nil
         if let k = p.kind {
             guard let parsed = DeviceKind(rawValue: k) else {
-                throw Manager.invalidParameter("kind", "expected gpu, accelerator or nic")
+                throw Manager.invalidParameter("kind", "expected gpu, display, accelerator or nic")
             }
             kind = parsed
         }
-        let address = try p.address.map { a throws(VarlinkError) in try parseAddress(a) }
         let inventory = await store.inventory
+        let address = try p.address.map { a throws(VarlinkError) in try resolveDevice(a, in: inventory) }
         if let n = p.node, NUMANodeID(rawValue: n).flatMap({ inventory.topology.node($0) }) == nil {
             throw Manager.noSuchNode(n)
         }

@@ -147,7 +147,8 @@ public actor WorkerSupervisor {
         let caller = peer.process.flatMap { PeerProcess.read(pidfd: $0, procRoot: procRoot) }
         let credentials = try resolveCredentials(p.user, peer: peer, process: caller)
 
-        let target = try parseTarget(p)
+        let inventory = await store.inventory
+        let target = try parseTarget(p, inventory: inventory)
         let memory = try p.memory.map { m throws(VarlinkError) -> MemoryPolicyMode in
             guard let v = MemoryPolicyMode(rawValue: m) else {
                 throw Manager.invalidParameter("memory", "expected preferred, bind, interleave or none")
@@ -165,7 +166,6 @@ public actor WorkerSupervisor {
         }
         let request = PlacementRequest(target: target, memory: memory, exclusiveCores: p.exclusiveCores ?? 0,
                                        admission: admission, deviceMemory: p.deviceMemory ?? false)
-        let inventory = await store.inventory
         let allowed = await store.allowed
         if request.exclusiveCores > 0, !peer.isRoot {
             // One user's exclusive cores may not leave root and the others none (review finding 6).
@@ -309,12 +309,14 @@ public actor WorkerSupervisor {
         }
     }
 
-    private func parseTarget(_ p: Manager.SpawnParameters) throws(VarlinkError) -> PlacementTarget {
+    private func parseTarget(_ p: Manager.SpawnParameters, inventory: Inventory) throws(VarlinkError) -> PlacementTarget {
         let given = [p.device != nil, p.node != nil, p.cpus != nil].filter { $0 }.count
         guard given <= 1 else { throw Manager.invalidParameter("device", "give at most one of device, node and cpus") }
         if let d = p.device {
             do { return .device(try PCIAddress(parsing: d)) } catch {
-                throw Manager.invalidParameter("device", error.description)
+                // A device node or a driver's name (/dev/dri/renderD128, mlx5_0, GPU-…).
+                if let named = inventory.device(named: d) { return .device(named.address) }
+                throw Manager.invalidParameter("device", "\(error.description), and no device has that name or device node")
             }
         }
         if let n = p.node {

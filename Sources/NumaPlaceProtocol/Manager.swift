@@ -37,6 +37,10 @@ public enum Manager {
         public var nearestNICs: [String]
         /// The device's own memory as a NUMA node (`Device.memoryNode`); null when it has none.
         public var memoryNode: Int?
+        /// Device files (`/dev/dri/renderD128`) and driver names (`mlx5_0`, `GPU-…`); any of them
+        /// selects the device wherever the API takes an address.
+        public var deviceNodes: [String]
+        public var names: [String]
         public var warnings: [String]
 
         /// The wire form of `d`, with what only the whole inventory says (its nearest NICs).
@@ -60,12 +64,14 @@ public enum Manager {
             pciePath = d.pciePath.map(\.description)
             nearestNICs = []
             memoryNode = d.memoryNode?.rawValue
+            deviceNodes = d.deviceNodes
+            names = d.names
             warnings = d.warnings.map(\.description)
         }
 
         private enum CodingKeys: String, CodingKey {
             case address, `class`, vendor, device, vendorName, kind, driver, numaNode, cpus, locality, placementNodes,
-                 pciePath, nearestNICs, memoryNode, warnings
+                 pciePath, nearestNICs, memoryNode, deviceNodes, names, warnings
         }
 
         /// `nearestNICs` may be absent (a daemon from before it existed); everything else is required.
@@ -85,6 +91,8 @@ public enum Manager {
             pciePath = try c.decode([String].self, forKey: .pciePath)
             nearestNICs = try c.decodeIfPresent([String].self, forKey: .nearestNICs) ?? []
             memoryNode = try c.decodeIfPresent(Int.self, forKey: .memoryNode)
+            deviceNodes = try c.decodeIfPresent([String].self, forKey: .deviceNodes) ?? []
+            names = try c.decodeIfPresent([String].self, forKey: .names) ?? []
             warnings = try c.decode([String].self, forKey: .warnings)
         }
 
@@ -105,6 +113,8 @@ public enum Manager {
             try c.encode(pciePath, forKey: .pciePath)
             try c.encode(nearestNICs, forKey: .nearestNICs)
             try c.encode(memoryNode, forKey: .memoryNode)
+            try c.encode(deviceNodes, forKey: .deviceNodes)
+            try c.encode(names, forKey: .names)
             try c.encode(warnings, forKey: .warnings)
         }
     }

@@ -51,6 +51,10 @@ type Device (
   # The device's own memory as a NUMA node (coherent GPU memory: the node the NVIDIA driver names in
   # numa_status, or a CPU-less node numa_node names); null when it has none.
   memoryNode: ?int,
+  # Device files (/dev/dri/renderD128, /dev/infiniband/uverbs0, /dev/nvidia0) and driver names
+  # (mlx5_0, ib0, ve0, an NVIDIA GPU-... UUID); any of them selects the device where an address does.
+  deviceNodes: []string,
+  names: []string,
   # Where sysfs disagreed with itself or could not be read.
   warnings: []string
 )

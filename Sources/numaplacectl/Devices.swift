@@ -51,11 +51,12 @@ struct DeviceCommand: ManagerCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "PCI address, any spelling.")
+    @Argument(help: "PCI address (any spelling), device node (/dev/dri/renderD128) or driver name (mlx5_0, GPU-…).")
     var address: String
 
     func validate() throws {
-        do { _ = try PCIAddress(parsing: address) } catch { throw ValidationError(error.description) }
+        // Names and device nodes are the daemon's to resolve; only an empty selector is refused here.
+        if address.isEmpty { throw ValidationError("give a PCI address, a device node or a device name") }
     }
 
     func run() throws {
@@ -75,6 +76,8 @@ struct DeviceCommand: ManagerCommand {
             ("pcie path", d.pciePath.isEmpty ? "-" : d.pciePath.joined(separator: " > ")),
             ("nearest NICs", d.nearestNICs.isEmpty ? "-" : d.nearestNICs.joined(separator: ", ")),
             ("memory node", d.memoryNode.map(String.init) ?? "-"),
+            ("device nodes", d.deviceNodes.isEmpty ? "-" : d.deviceNodes.joined(separator: " ")),
+            ("names", d.names.isEmpty ? "-" : d.names.joined(separator: " ")),
         ]
         if d.warnings.isEmpty { fields.append(("warnings", "none")) }
         for w in d.warnings { fields.append(("warning", w)) }

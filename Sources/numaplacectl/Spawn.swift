@@ -33,7 +33,7 @@ struct Spawn: ManagerCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: ArgumentHelp("Place on the node of this PCI device (any address spelling).", valueName: "address"))
+    @Option(name: .long, help: ArgumentHelp("Place on the node of this device: a PCI address (any spelling), a device node (/dev/dri/renderD128) or a driver name (mlx5_0, GPU-…).", valueName: "device"))
     var device: String?
 
     @Option(name: .long, help: "Place on this NUMA node.")
@@ -90,9 +90,7 @@ struct Spawn: ManagerCommand {
         }
         let targets = [device != nil, node != nil, cpus != nil].filter { $0 }.count
         guard targets <= 1 else { throw ValidationError("give at most one of --device, --node and --cpus") }
-        if let device {
-            do { _ = try PCIAddress(parsing: device) } catch { throw ValidationError(error.description) }
-        }
+        if let device, device.isEmpty { throw ValidationError("--device needs a PCI address, a device node or a name") }
         if let cpus {
             do { _ = try CPUSet(cpulist: cpus) } catch { throw ValidationError("--cpus \(cpus): \(error)") }
         }

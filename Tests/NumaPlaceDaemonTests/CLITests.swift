@@ -307,7 +307,7 @@ struct CLITests {
               ["spawn", "--memory", "everywhere", "--", "/bin/true"],
               ["spawn", "--env", "=x", "--", "/bin/true"],
               ["kill", "w1", "--signal", "BOGUS"],
-              ["device", "not-an-address"],
+              ["device", ""],
               ["devices", "--kind", "fpga"],
               ["frobnicate"],
               ["--json", "export", "nfd"],

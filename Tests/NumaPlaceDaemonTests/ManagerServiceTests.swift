@@ -596,6 +596,23 @@ extension JSONValue {
         #expect(await supervisor.list(for: Self.user).isEmpty)
     }
 
+    /// A device node or a driver name selects a device wherever an address does.
+    @Test func devicesAreSelectedByNodeAndName() async throws {
+        let named = try SyntheticMachine()
+        try FileManager.default.createDirectory(atPath: try named.deviceFile(SyntheticMachine.gpu, "drm/renderD128"),
+                                                withIntermediateDirectories: true)
+        let (_, _, service) = Self.makeService(named, spawnEnabled: false)
+        for selector in ["/dev/dri/renderD128", "renderD128", SyntheticMachine.gpu] {
+            let r = try await call(#"{"method":"io.numaplaced.Manager.GetDevice","parameters":{"address":"\#(selector)"}}"#, on: service)
+            #expect(r["device"]?["address"] == .string(SyntheticMachine.gpu), "\(selector): \(r)")
+            #expect(r["device"]?["deviceNodes"] == .array([.string("/dev/dri/renderD128")]))
+            let l = try await call(#"{"method":"io.numaplaced.Manager.ListDevices","parameters":{"address":"\#(selector)"}}"#, on: service)
+            #expect(l["devices"]?.array.map { $0["address"] } == [.string(SyntheticMachine.gpu)])
+        }
+        let unknown = try await call(#"{"method":"io.numaplaced.Manager.GetDevice","parameters":{"address":"renderD999"}}"#, on: service)
+        #expect(unknown.error == "io.numaplaced.Manager.InvalidParameter", "\(unknown)")
+    }
+
     @Test func workerQueriesForUnknownIDs() async throws {
         var r = try await call(#"{"method":"io.numaplaced.Manager.GetWorker","parameters":{"id":"w1"}}"#)
         #expect(r.error == "io.numaplaced.Manager.NoSuchWorker")
