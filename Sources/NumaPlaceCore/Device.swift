@@ -50,6 +50,8 @@ public struct Device: Hashable, Sendable {
     public var deviceNodes: [String] = []
     /// The names drivers give it (`mlx5_0`, `ib0`, `ve0`, `card0`, an NVIDIA `GPU-…` UUID).
     public var names: [String] = []
+    /// Of `names`, the RDMA device names (`infiniband/`: `mlx5_0`), as NCCL_IB_HCA takes them.
+    public var rdmaNames: [String] = []
 
     /// Whether `text` is one of the device's names or device nodes (a `/dev/...` path, or its last
     /// component: `renderD128` names the device whose node is `/dev/dri/renderD128`).

@@ -2,6 +2,8 @@
 public enum PlacementTarget: Hashable, Sendable {
     /// The device's node (any address spelling is parsed before it gets here).
     case device(PCIAddress)
+    /// Several devices (two GPUs, a GPU and its NIC): the node(s) that hold them all.
+    case devices([PCIAddress])
     case node(NUMANodeID)
     /// Explicit CPUs; memory follows the nodes that own them.
     case cpus(CPUSet)
@@ -51,7 +53,10 @@ public struct PlacementDecision: Hashable, Sendable {
     public var exclusiveCores: [CPUSet]
     /// The node named to the worker in `NUMAPLACE_NODE`.
     public var node: NUMANodeID?
+    /// The (first) device, named to the worker in `NUMAPLACE_DEVICE`.
     public var device: PCIAddress?
+    /// Every device of the target, in the order asked (`NUMAPLACE_DEVICES`).
+    public var devices: [PCIAddress] = []
     /// What best-effort admission had to weaken, in words.
     public var degraded: [String]
 }
@@ -123,6 +128,46 @@ public enum PlacementPolicy {
                     degraded.append("device \(address) has no memory node of its own: memory from its CPUs' nodes")
                 }
             }
+        case .devices(let addresses):
+            guard !addresses.isEmpty, addresses.count <= 64 else {
+                throw .invalid(parameter: "devices", reason: "give 1 to 64 devices")
+            }
+            let found = try addresses.map { a throws(PlacementError) -> Device in
+                guard let d = inventory.device(a) else { throw .noSuchDevice(a) }
+                return d
+            }
+            label = "devices \(addresses.map(\.description).joined(separator: ", "))"
+            targetCPUs = CPUSet()
+            memNodes = []
+            var places: [[NUMANodeID]] = []
+            for d in found {
+                if case .unknown = d.locality {
+                    if strict {
+                        throw .impossible("the locality of device \(d.address) is unknown; set a locality override or use best-effort admission")
+                    }
+                    degraded.append("locality of \(d.address) unknown: it does not narrow the placement")
+                    continue
+                }
+                targetCPUs.formUnion(d.cpus)
+                let own = request.deviceMemory ? d.memoryNode.map { [$0] } : nil
+                for m in own ?? d.placementNodes(in: topology) where !memNodes.contains(m) { memNodes.append(m) }
+                let p = d.cpuNodes(in: topology)
+                if !places.contains(p) { places.append(p) }
+            }
+            if places.count > 1 {
+                let on = zip(found, found.map { $0.numaNode.map(String.init(describing:)) ?? "?" })
+                    .map { "\($0.0.address) on node \($0.1)" }.joined(separator: ", ")
+                if strict {
+                    throw .impossible("\(on): no one node holds them all; best-effort admission spreads the worker over their nodes")
+                }
+                degraded.append("\(on): the worker spans their nodes")
+            }
+            if targetCPUs.isEmpty { targetCPUs = allowed.cpus }
+            if places.count == 1, let only = found.compactMap(\.numaNode).first,
+               found.allSatisfy({ $0.numaNode == only || $0.locality == .unknown }) {
+                node = only
+            }
+            device = addresses[0]
         case .node(let id):
             guard let target = topology.node(id) else { throw .noSuchNode(id) }
             node = id
@@ -202,7 +247,13 @@ public enum PlacementPolicy {
                 if !degraded.contains(where: { $0.hasPrefix("locality of") }) { degraded.append(why + ": default policy") }
             }
         }
+        var devices: [PCIAddress] = []
+        switch request.target {
+        case .device(let a): devices = [a]
+        case .devices(let list): devices = list
+        default: break
+        }
         return PlacementDecision(cpus: cpus, memory: memory, exclusiveCores: exclusive, node: node, device: device,
-                                 degraded: degraded)
+                                 devices: devices, degraded: degraded)
     }
 }

@@ -341,6 +341,7 @@ public struct SysfsScanner: Sendable {
                                warnings: warnings)
         device.memoryNode = memoryNode
         (device.deviceNodes, device.names) = deviceFiles(address, dir: dir)
+        device.rdmaNames = ((try? root.list("\(dir)/infiniband")) ?? []).filter { device.names.contains($0) }
         return .managed(device)
     }
 

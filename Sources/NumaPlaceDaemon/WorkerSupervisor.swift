@@ -161,8 +161,17 @@ public actor WorkerSupervisor {
             }
             return v
         } ?? defaults.admission
-        if p.deviceMemory == true, case .device = target {} else if p.deviceMemory == true {
-            throw Manager.invalidParameter("deviceMemory", "needs a device target")
+        if p.deviceMemory == true {
+            switch target {
+            case .device, .devices: break
+            default: throw Manager.invalidParameter("deviceMemory", "needs a device target")
+            }
+        }
+        if p.runtimeEnvironment == true {
+            switch target {
+            case .device, .devices: break
+            default: throw Manager.invalidParameter("runtimeEnvironment", "needs a device target")
+            }
         }
         let request = PlacementRequest(target: target, memory: memory, exclusiveCores: p.exclusiveCores ?? 0,
                                        admission: admission, deviceMemory: p.deviceMemory ?? false)
@@ -226,6 +235,12 @@ public actor WorkerSupervisor {
             stderr: try stdio(p.stderr, name: "stderr", input: false, priority: 3),
             credentials: credentials, placement: decision, admission: admission,
             parentDeathSignal: p.parentDeathSignal.map(Int32.init))
+        if p.runtimeEnvironment == true {
+            for (key, value) in WorkerSupervisor.runtimeVariables(decision.devices, inventory: inventory)
+            where spawnRequest.environment[key] == nil {
+                spawnRequest.environment[key] = value
+            }
+        }
         // The caller's resource limits, never the daemon's wider ones (LimitNOFILE=, LimitMEMLOCK=).
         spawnRequest.resourceLimits = caller?.limits ?? []
         let unreadPeer = peer.process != nil && caller == nil
@@ -310,8 +325,22 @@ public actor WorkerSupervisor {
     }
 
     private func parseTarget(_ p: Manager.SpawnParameters, inventory: Inventory) throws(VarlinkError) -> PlacementTarget {
-        let given = [p.device != nil, p.node != nil, p.cpus != nil].filter { $0 }.count
-        guard given <= 1 else { throw Manager.invalidParameter("device", "give at most one of device, node and cpus") }
+        let given = [p.device != nil, p.devices != nil, p.node != nil, p.cpus != nil].filter { $0 }.count
+        guard given <= 1 else { throw Manager.invalidParameter("device", "give at most one of device, devices, node and cpus") }
+        if let list = p.devices {
+            guard (1...64).contains(list.count) else { throw Manager.invalidParameter("devices", "give 1 to 64 devices") }
+            var addresses: [PCIAddress] = []
+            for d in list {
+                guard let found = inventory.device(named: d) else {
+                    throw Manager.invalidParameter("devices", "\"\(d.prefix(64))\" is no PCI address, device node or name of a device here")
+                }
+                guard !addresses.contains(found.address) else {
+                    throw Manager.invalidParameter("devices", "\(found.address) is named twice")
+                }
+                addresses.append(found.address)
+            }
+            return .devices(addresses)
+        }
         if let d = p.device {
             do { return .device(try PCIAddress(parsing: d)) } catch {
                 // A device node or a driver's name (/dev/dri/renderD128, mlx5_0, GPU-…).
@@ -353,6 +382,29 @@ public actor WorkerSupervisor {
         // here, and `newgrp`/`sg` are honoured); the group database only when the process is gone.
         let groups = process?.groups ?? UserAccount.lookup(uid: peer.uid)?.groups ?? [peer.gid]
         return Credentials(uid: peer.uid, gid: peer.gid, groups: groups)
+    }
+
+    /// The variables the devices' runtimes read, as an engine would set them by hand: CUDA_VISIBLE_DEVICES
+    /// by GPU UUID (only when the driver names every GPU among them: a partial list would hide the
+    /// others), and NCCL_IB_HCA with each GPU's and accelerator's nearest RDMA NIC. A variable the
+    /// caller set itself wins.
+    static func runtimeVariables(_ devices: [PCIAddress], inventory: Inventory) -> [String: String] {
+        var out: [String: String] = [:]
+        let found = devices.compactMap { inventory.device($0) }
+        let gpus = found.filter { $0.kind == .gpu }
+        let uuids = gpus.compactMap { $0.names.first { $0.hasPrefix("GPU-") } }
+        if !gpus.isEmpty && uuids.count == gpus.count { out["CUDA_VISIBLE_DEVICES"] = uuids.joined(separator: ",") }
+        var hcas: [String] = []
+        for d in found where d.kind == .gpu || d.kind == .accelerator {
+            guard let nic = inventory.nearestNICs(to: d.address).first.flatMap({ inventory.device($0) }),
+                  let name = nic.rdmaNames.first, !hcas.contains(name) else { continue }
+            hcas.append(name)
+        }
+        for nic in found where nic.kind == .nic {
+            for name in nic.rdmaNames.prefix(1) where !hcas.contains(name) { hcas.append(name) }
+        }
+        if !hcas.isEmpty { out["NCCL_IB_HCA"] = hcas.joined(separator: ",") }
+        return out
     }
 
     private func environment(_ given: [String]?, credentials: Credentials?) -> [String: String] {

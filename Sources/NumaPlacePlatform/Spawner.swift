@@ -40,7 +40,7 @@ public struct Spawner: Sendable {
     }
 
     /// The variables the spawner owns in every worker's environment.
-    public static let environmentKeys = ["NUMAPLACE_DEVICE", "NUMAPLACE_NODE", "NUMAPLACE_CPUS"]
+    public static let environmentKeys = ["NUMAPLACE_DEVICE", "NUMAPLACE_DEVICES", "NUMAPLACE_NODE", "NUMAPLACE_CPUS"]
     private static let ownedPrefixes = environmentKeys.map { Array(($0 + "=").utf8CString.dropLast()) }
     /// The PATH used when neither the worker's nor the daemon's environment has one.
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -293,6 +293,9 @@ public struct Spawner: Sendable {
         let placement = request.placement
         let cpus = placement.cpus.isEmpty ? savedOriginal.cpus : placement.cpus.intersection(savedOriginal.cpus)
         if let device = placement.device { added.append(("NUMAPLACE_DEVICE", "NUMAPLACE_DEVICE=\(device)")) }
+        if !placement.devices.isEmpty {
+            added.append(("NUMAPLACE_DEVICES", "NUMAPLACE_DEVICES=" + placement.devices.map(\.description).joined(separator: ",")))
+        }
         if let node = placement.node { added.append(("NUMAPLACE_NODE", "NUMAPLACE_NODE=\(node)")) }
         added.append(("NUMAPLACE_CPUS", "NUMAPLACE_CPUS=\(cpus.isEmpty ? savedOriginal.cpus : cpus)"))
 

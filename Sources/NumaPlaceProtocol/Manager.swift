@@ -276,13 +276,20 @@ public enum Manager {
         public var parentDeathSignal: Int?
         /// Aim the memory policy at the device's own memory node (`Device.memoryNode`).
         public var deviceMemory: Bool?
+        /// Several devices (addresses, device nodes or names): placed on the node that holds them all.
+        public var devices: [String]?
+        /// Also set the variables the devices' runtimes read (CUDA_VISIBLE_DEVICES, NCCL_IB_HCA).
+        public var runtimeEnvironment: Bool?
 
         public init(argv: [String], device: String? = nil, node: Int? = nil, cpus: String? = nil,
                     environment: [String]? = nil, workingDirectory: String? = nil, memory: String? = nil,
                     exclusiveCores: Int? = nil, admission: String? = nil, stdin: String? = nil,
                     stdout: String? = nil, stderr: String? = nil, user: String? = nil, name: String? = nil,
-                    parentDeathSignal: Int? = nil, deviceMemory: Bool? = nil) {
+                    parentDeathSignal: Int? = nil, deviceMemory: Bool? = nil, devices: [String]? = nil,
+                    runtimeEnvironment: Bool? = nil) {
             self.argv = argv
+            self.devices = devices
+            self.runtimeEnvironment = runtimeEnvironment
             self.deviceMemory = deviceMemory
             self.device = device
             self.node = node

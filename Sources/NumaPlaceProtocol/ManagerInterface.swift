@@ -137,6 +137,10 @@ method GetDevice(address: string) -> (device: Device)
 # only), journal, or an absolute path of a regular file or /dev/null, opened as the caller before the
 # worker exists (stdout and stderr append). user: only root may name another user. deviceMemory:
 # with a device, aim the memory policy at the device's own memoryNode (strict: refused without one).
+# devices: several devices for one worker, placed on the node that holds them all (strict admission
+# refuses devices on different nodes; best-effort spans them and says so in degraded). The worker gets
+# NUMAPLACE_DEVICES; runtimeEnvironment also sets CUDA_VISIBLE_DEVICES (GPU UUIDs, where the driver
+# names them) and NCCL_IB_HCA (each device's nearest RDMA NIC).
 method Spawn(
   device: ?string,
   node: ?int,
@@ -153,7 +157,9 @@ method Spawn(
   user: ?string,
   name: ?string,
   parentDeathSignal: ?int,
-  deviceMemory: ?bool
+  deviceMemory: ?bool,
+  devices: ?[]string,
+  runtimeEnvironment: ?bool
 ) -> (worker: Worker)
 
 method ListWorkers() -> (workers: []Worker)

@@ -45,6 +45,12 @@ struct Spawn: ManagerCommand {
     @Option(name: .long, help: "Memory policy: preferred (the default), bind, interleave or none.")
     var memory: MemoryPolicyMode?
 
+    @Option(name: .long, help: ArgumentHelp("Place one worker for several devices (comma-separated addresses, device nodes or names) on the node that holds them all.", valueName: "list"))
+    var devices: String?
+
+    @Flag(name: .long, help: "With --device or --devices: also set CUDA_VISIBLE_DEVICES (GPU UUIDs) and NCCL_IB_HCA (nearest RDMA NICs).")
+    var runtimeEnv = false
+
     @Flag(name: .long, help: "With --device: aim the memory policy at the device's own memory node (coherent GPU memory).")
     var deviceMemory = false
 
@@ -88,8 +94,8 @@ struct Spawn: ManagerCommand {
         guard !command.isEmpty, !(command.first ?? "").isEmpty else {
             throw ValidationError("give the command to start after --, as in: numaplacectl spawn --node 0 -- /bin/true")
         }
-        let targets = [device != nil, node != nil, cpus != nil].filter { $0 }.count
-        guard targets <= 1 else { throw ValidationError("give at most one of --device, --node and --cpus") }
+        let targets = [device != nil, devices != nil, node != nil, cpus != nil].filter { $0 }.count
+        guard targets <= 1 else { throw ValidationError("give at most one of --device, --devices, --node and --cpus") }
         if let device, device.isEmpty { throw ValidationError("--device needs a PCI address, a device node or a name") }
         if let cpus {
             do { _ = try CPUSet(cpulist: cpus) } catch { throw ValidationError("--cpus \(cpus): \(error)") }
@@ -143,7 +149,8 @@ struct Spawn: ManagerCommand {
             exclusiveCores: exclusiveCores, admission: admission?.rawValue,
             stdin: Self.stdio(stdin, cwd: here), stdout: Self.stdio(stdout, cwd: here),
             stderr: Self.stdio(stderr, cwd: here), user: user, name: name,
-            deviceMemory: deviceMemory ? true : nil)
+            deviceMemory: deviceMemory ? true : nil,
+            devices: devices.map { $0.split(separator: ",").map(String.init) }, runtimeEnvironment: runtimeEnv ? true : nil)
     }
 
     func run() throws {

@@ -68,3 +68,48 @@ struct DeviceNamesTests {
         for n in nodes { #expect(inventory.device(named: n)?.kind == .accelerator) }
     }
 }
+
+/// Issue 15: one worker for several devices (two GPUs, a GPU and its NIC).
+@Suite("Workers for several devices")
+struct MultiDevicePlacementTests {
+    static let allowed = AllowedSet(cpus: cpuset("0-7"), mems: cpuset("0-1"), source: "test")
+
+    /// GPUs 3b and 3c on node 1, the NIC 5e on node 0.
+    static func inventory() throws -> Inventory {
+        let m = try DeviceNamesTests.machine()
+        try m.pciDevice("0000:3c:00.0", numaNode: "1")
+        return m.scan()
+    }
+
+    @Test func devicesOnOneNodeLandThere() throws {
+        let d = try PlacementPolicy.decide(
+            PlacementRequest(target: .devices([pci("0000:3b:00.0"), pci("0000:3c:00.0")]), memory: .bind),
+            inventory: try Self.inventory(), allowed: Self.allowed, reserved: CPUSet())
+        #expect(d.cpus == cpuset("4-7") && d.node == node(1))
+        #expect(d.memory == MemoryPlacement(mode: .bind, nodes: [node(1)]))
+        #expect(d.devices == [pci("0000:3b:00.0"), pci("0000:3c:00.0")] && d.device == pci("0000:3b:00.0"))
+        #expect(d.degraded.isEmpty)
+    }
+
+    @Test func devicesOnTwoNodesFollowAdmission() throws {
+        let inventory = try Self.inventory()
+        let target = PlacementTarget.devices([pci("0000:3b:00.0"), pci("0000:5e:00.0")])
+        #expect(throws: PlacementError.self) {
+            try PlacementPolicy.decide(PlacementRequest(target: target), inventory: inventory, allowed: Self.allowed,
+                                       reserved: CPUSet())
+        }
+        let spread = try PlacementPolicy.decide(PlacementRequest(target: target, memory: .interleave, admission: .bestEffort),
+                                                inventory: inventory, allowed: Self.allowed, reserved: CPUSet())
+        #expect(spread.cpus == cpuset("0-7"))
+        #expect(spread.memory == MemoryPlacement(mode: .interleave, nodes: [node(1), node(0)]))
+        #expect(spread.node == nil)
+        #expect(spread.degraded.contains { $0.contains("spans") && $0.contains("0000:5e:00.0 on node 0") }, "\(spread.degraded)")
+    }
+
+    @Test func anUnknownDeviceIsRefused() throws {
+        #expect(throws: PlacementError.noSuchDevice(pci("0000:99:00.0"))) {
+            try PlacementPolicy.decide(PlacementRequest(target: .devices([pci("0000:3b:00.0"), pci("0000:99:00.0")])),
+                                       inventory: try Self.inventory(), allowed: Self.allowed, reserved: CPUSet())
+        }
+    }
+}

@@ -114,12 +114,14 @@ extension PlatformTests {
             var placement = try LiveHost.decision(node: node, memory: .preferred)
             // The host may have no accelerator; the spawner only passes the decision's device on.
             placement.device = try PCIAddress(parsing: "3b:00.0")
+            placement.devices = [try PCIAddress(parsing: "3b:00.0"), try PCIAddress(parsing: "5e:00.0")]
             let (report, _, status) = try runProbe(Spawner(savedOriginal: LiveHost.allowed), placement: placement) {
                 // Stale values inherited or passed by a caller must not survive.
                 $0.environment = ["NUMAPLACE_NODE": "99", "NUMAPLACE_CPUS": "1234", "KEEP": "1"]
             }
             #expect(status == .exited(0))
             #expect(report.env["NUMAPLACE_DEVICE"] == "0000:3b:00.0")
+            #expect(report.env["NUMAPLACE_DEVICES"] == "0000:3b:00.0,0000:5e:00.0")
             #expect(report.env["NUMAPLACE_NODE"] == "\(node)")
             #expect(report.env["NUMAPLACE_CPUS"] == placement.cpus.cpulist)
         }

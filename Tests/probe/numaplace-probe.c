@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
     printf("\",\"pageNode\":%d,\"cpu\":%d,\"env\":{", page_node, sched_getcpu());
     int first = 1;
     print_env("NUMAPLACE_DEVICE", &first);
+    print_env("NUMAPLACE_DEVICES", &first);
     print_env("NUMAPLACE_NODE", &first);
     print_env("NUMAPLACE_CPUS", &first);
     printf("},\"fds\":[");

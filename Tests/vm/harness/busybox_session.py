@@ -229,6 +229,32 @@ class BusyboxSession:
                'the pcie.0 edu (numa_node -1, local_cpulist all CPUs) should be unknown: %s' % u)
         return 'placementNodes [1], probe on CPUs %s, page on node %d' % (probe['cpus'], probe['pageNode'])
 
+    def several_devices(self):
+        """Issue 15: a worker for two devices. The display on node 1 and an edu hot-added on node 0: strict
+        admission refuses them together, best-effort spans both nodes and says so; the display alone,
+        addressed by its /dev/dri node (the guest loads bochs, its DRM driver), lands on node 1."""
+        acc = HOTPLUG_PORTS['rp20'][1]
+        x = self.plug('edu', 'rp20')
+        try:
+            wait_guest(self.agent, 'grep -F deviceAdded %s | grep -qF %s' % (MONITOR_LOG, acc), 30, 'deviceAdded %s' % acc)
+            rc, out, err = self.ctl.try_call('spawn --devices %s,%s --admission strict -- %s' % (GPU, acc, PROBE))
+            expect(rc != 0 and 'PlacementImpossible' in out + err,
+                   'devices on nodes 1 and 0 under strict admission: rc %d %s %s' % (rc, out[:200], err[:200]))
+            worker, probe = self.spawn_probe('--devices %s,%s --admission best-effort' % (GPU, acc), 'bind', 'two-devices')
+            expect(parse_cpulist(probe['cpus']) == {0, 1, 2, 3}, 'two-node worker on CPUs %s, expected 0-3' % probe['cpus'])
+            expect(any('spans' in d for d in worker.get('degraded', [])), 'the reply does not say the worker spans: %s'
+                   % worker.get('degraded'))
+        finally:
+            self.vm.qmp.device_del(x)
+            self.agent.run('echo 0 > /sys/bus/pci/slots/%s/power' % HOTPLUG_PORTS['rp20'][0])
+            self.vm.qmp.wait_event('DEVICE_DELETED', 30, device=x)
+        display = self.ctl.call('device %s' % GPU).get('device', {})
+        nodes = [n for n in display.get('deviceNodes') or [] if n.startswith('/dev/dri/')]
+        expect(nodes, 'the display has no /dev/dri node (the guest loads bochs): %s' % display)
+        w, p = self.spawn_probe('--device %s' % nodes[0], 'bind', 'by-name')
+        check_placement(p, w, '2-3', 'bind', [1])
+        return 'spanned CPUs %s; %s selected the display and landed on CPUs %s' % (probe['cpus'], nodes[0], p['cpus'])
+
     # --- check 3: hotplug ------------------------------------------------------------------------------------
 
     def plug(self, driver, bus):
@@ -348,7 +374,7 @@ class BusyboxSession:
             r.run('testbed-numactl-probe', self.testbed_numactl_probe)
             r.run('testbed-hotplug', self.testbed_hotplug)
             names = ['topology', 'seed-bind', 'seed-preferred', 'seed-interleave', 'seed-exclusive-cores',
-                     'cpuless-node', 'hotplug-add', 'hotplug-remove', 'hotplug-20-cycles', 'daemon-alive']
+                     'cpuless-node', 'several-devices', 'hotplug-add', 'hotplug-remove', 'hotplug-20-cycles', 'daemon-alive']
             if not self.with_daemon:
                 return
             if skipped_reason:
@@ -365,6 +391,7 @@ class BusyboxSession:
             r.run('seed-interleave', self.seed, 'interleave', 'interleave')
             r.run('seed-exclusive-cores', self.seed_exclusive)
             r.run('cpuless-node', self.cpuless)
+            r.run('several-devices', self.several_devices)
             self.hp_gpu = None
             r.run('hotplug-add', self.hotplug_add)
             if self.hp_gpu:     # plugged, whether or not the daemon saw it: the removal is checked all the same
