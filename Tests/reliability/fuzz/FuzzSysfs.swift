@@ -55,7 +55,8 @@ public func fuzzSysfs(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 private func trim(_ s: Substring) -> Substring {
     var t = s
-    while let f = t.first, f == " " || f == "\n" || f == "\t" || f == "\r" { t = t.dropFirst() }
-    while let l = t.last, l == " " || l == "\n" || l == "\t" || l == "\r" { t = t.dropLast() }
+    // Any whitespace, as the parsers trim it (a form feed or CR LF some kernels write around a value).
+    while let f = t.first, f.isWhitespace { t = t.dropFirst() }
+    while let l = t.last, l.isWhitespace { t = t.dropLast() }
     return t
 }
