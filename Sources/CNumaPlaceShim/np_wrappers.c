@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -31,7 +32,25 @@
 
 extern char **environ;
 
-int np_thread_fs_identity(uid_t uid, gid_t gid, size_t ngroups, const gid_t *groups) {
+/* The calling thread's effective capabilities: all of its permitted set (`keep` 0), or only
+   CAP_SETUID and CAP_SETGID (`keep` 1), which change ids but open nothing. capget/capset act on the
+   calling thread alone. */
+static int np_thread_effective_caps(int only_setid) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &header, data) < 0) return -1;
+    for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
+        if (only_setid)
+            data[i].effective &= i == 0 ? ((1u << CAP_SETUID) | (1u << CAP_SETGID)) : 0;
+        else
+            data[i].effective = data[i].permitted;
+    }
+    return (int)syscall(SYS_capset, &header, data);
+}
+
+int np_thread_fs_identity(uid_t uid, gid_t gid, size_t ngroups, const gid_t *groups, int as_caller) {
+    /* Back to the daemon: capabilities first (setgroups needs CAP_SETGID, kept either way). */
+    if (!as_caller && np_thread_effective_caps(0) < 0) return -1;
     if (syscall(SYS_setgroups, ngroups, groups) < 0) return -1;
     syscall(SYS_setfsgid, gid);
     syscall(SYS_setfsuid, uid);
@@ -41,6 +60,9 @@ int np_thread_fs_identity(uid_t uid, gid_t gid, size_t ngroups, const gid_t *gro
         errno = EPERM;
         return -1;
     }
+    /* As the caller: setfsuid drops only the file capabilities; CAP_SYS_PTRACE would still let
+       /proc/<pid>/cwd and /proc/<pid>/root lead into another user's directories. */
+    if (as_caller && np_thread_effective_caps(1) < 0) return -1;
     return 0;
 }
 

@@ -82,11 +82,11 @@ public final class Daemon: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
         // The worker table decides whose processes the daemon adopts and signals: a directory
-        // someone else can write would let them forge it.
-        try TrustedDirectory.check(stateDirectory)
+        // someone else can write would let them forge it. From here on the checked, resolved path.
+        let trustedState = try TrustedDirectory.check(stateDirectory)
         let (limits, defaults) = Daemon.workerSettings(configuration)
         supervisor = WorkerSupervisor(
-            store: store, hub: hub, stateLog: WorkerStateLog(directory: stateDirectory),
+            store: store, hub: hub, stateLog: WorkerStateLog(directory: trustedState),
             spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: limits, defaults: defaults,
             spawnEnabled: options.root.isLiveHost,
             journalStream: { identifier, priority in
@@ -199,15 +199,20 @@ public final class Daemon: @unchecked Sendable {
         if adoption.adopted + adoption.gone > 0 {
             logger.notice("re-adopted \(adoption.adopted) running workers; \(adoption.gone) had exited meanwhile")
         }
+        var bound = listen
         if case .path(let path) = listen {
             let dir = Daemon.parentDirectory(path)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o755])
             // Another user who can write here could swap the socket for a link before its mode is set.
-            try TrustedDirectory.check(dir)
+            // The checked, resolved directory is the one used: a link in the path given, repointed
+            // after the check, leads nowhere.
+            let trusted = try TrustedDirectory.check(dir)
+            let name = path.split(separator: "/").last.map(String.init) ?? path
+            bound = .path(trusted == "/" ? "/" + name : trusted + "/" + name)
         }
-        try await server.start(listen)
-        if case .path(let path) = listen { Daemon.restrictSocket(path, logger: logger) }
+        try await server.start(bound)
+        if case .path(let path) = bound { Daemon.restrictSocket(path, logger: logger) }
         let inventory = await store.inventory
         logger.notice("serving io.numaplaced.Manager on \(socketDescription): \(inventory.topology.nodes.count) nodes, \(inventory.devices.count) devices, events from \(eventSource)",
                       metadata: [LogMetadataKey.messageID: "\(MessageID.daemonReady)"])

@@ -144,7 +144,10 @@ public actor WorkerSupervisor {
             admitting[peer.uid, default: 1] -= 1
             if admitting[peer.uid] == 0 { admitting.removeValue(forKey: peer.uid) }
         }
-        let caller = peer.process.flatMap { PeerProcess.read(pidfd: $0, procRoot: procRoot) }
+        // The connecting process: SO_PEERPIDFD's, or (before Linux 6.5) a pidfd opened now and checked
+        // by its ids in PeerProcess.read.
+        let callerProcess = peer.process ?? (try? PidFD.open(pid: peer.pid))
+        let caller = callerProcess.flatMap { PeerProcess.read(pidfd: $0, uid: peer.uid, gid: peer.gid, procRoot: procRoot) }
         let credentials = try resolveCredentials(p.user, peer: peer, process: caller)
 
         let inventory = await store.inventory
@@ -227,6 +230,10 @@ public actor WorkerSupervisor {
                 throw Manager.invalidParameter(name, "expected null, inherit, journal or an absolute path")
             }
         }
+        if caller == nil, !peer.isRoot, peer.uid != geteuid() {
+            // Fail closed: without the caller's own limits the worker would get the daemon's wider ones.
+            throw Manager.permissionDenied("cannot read the calling process's groups and limits (it has exited, or runs with other ids than when it connected): keep the client that connected running until the reply")
+        }
         var spawnRequest = SpawnRequest(
             argv: p.argv, inheritEnvironment: false, environment: environment(p.environment, credentials: credentials),
             workingDirectory: p.workingDirectory ?? "/",
@@ -243,7 +250,7 @@ public actor WorkerSupervisor {
         }
         // The caller's resource limits, never the daemon's wider ones (LimitNOFILE=, LimitMEMLOCK=).
         spawnRequest.resourceLimits = caller?.limits ?? []
-        let unreadPeer = peer.process != nil && caller == nil
+        let unreadPeer = caller == nil
 
         let process: SpawnedProcess
         do {
@@ -270,7 +277,7 @@ public actor WorkerSupervisor {
                     .flatMap { try? CPUSet(cpulist: $0) }
                     .map { Manager.Placement(cpus: $0.cpulist, memoryPolicy: "unknown", memoryNodes: []) },
             degraded: decision.degraded + process.degradationNotes
-                + (unreadPeer ? ["the calling process has exited: the worker has the daemon's resource limits and the group database's groups"] : []),
+                + (unreadPeer ? ["the calling process could not be read: the worker has the daemon's resource limits"] : []),
             exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil)
         let ticks = WorkerSupervisor.startTicks(pid: process.pid, root: procRoot)
         track(Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores, source: nil))

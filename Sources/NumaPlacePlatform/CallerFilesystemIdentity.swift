@@ -26,11 +26,13 @@ struct CallerFilesystemIdentity: ~Copyable {
         if credentials.uid == uid_t.max { throw SpawnError(step: .setuid, errno: .invalidArgument, operation: "setuid(\(credentials.uid))") }
         let own = (geteuid(), getegid(), Spawner.currentGroups().map { gid_t($0) })
         let result = credentials.groups.withUnsafeBufferPointer {
-            np_thread_fs_identity(credentials.uid, credentials.gid, $0.count, $0.baseAddress)
+            np_thread_fs_identity(credentials.uid, credentials.gid, $0.count, $0.baseAddress, 1)
         }
         guard result == 0 else {
             let e = Errno.current
-            _ = own.2.withUnsafeBufferPointer { np_thread_fs_identity(own.0, own.1, $0.count, $0.baseAddress) }
+            // Part of the switch may have happened (the groups): back to the daemon's identity, or stop.
+            let back = own.2.withUnsafeBufferPointer { np_thread_fs_identity(own.0, own.1, $0.count, $0.baseAddress, 0) }
+            if back != 0 { fatalError("cannot restore the spawn thread's filesystem identity: \(Errno.current)") }
             throw SpawnError(step: .prepare, errno: e, operation: "setfsuid(\(credentials.uid))")
         }
         saved = own
@@ -41,7 +43,7 @@ struct CallerFilesystemIdentity: ~Copyable {
     func restore() {
         guard let saved else { return }
         let result = saved.groups.withUnsafeBufferPointer {
-            np_thread_fs_identity(saved.uid, saved.gid, $0.count, $0.baseAddress)
+            np_thread_fs_identity(saved.uid, saved.gid, $0.count, $0.baseAddress, 0)
         }
         if result != 0 { fatalError("cannot restore the spawn thread's filesystem identity: \(Errno.current)") }
     }

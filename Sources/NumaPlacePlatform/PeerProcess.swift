@@ -25,10 +25,23 @@ public struct PeerProcess: Sendable {
 
     /// Reads the process `pidfd` names; nil when it has exited (or `/proc` cannot say), as a client
     /// that passed its connection on and exited would leave it.
-    public static func read(pidfd: PidFD, procRoot: SysfsRoot = SysfsRoot("/")) -> PeerProcess? {
+    /// `uid` and `gid` are the connection's (SO_PEERCRED): unless they are root's, the process must
+    /// still have exactly those ids, every one of them, before and after its limits are read. A process
+    /// that has since exec'd something setuid (a sudo waiting at its prompt, with its limits raised)
+    /// is not the caller any more.
+    public static func read(pidfd: PidFD, uid: uid_t, gid: gid_t, procRoot: SysfsRoot = SysfsRoot("/")) -> PeerProcess? {
         let pid = pidfd.pid
-        guard let status = try? procRoot.read("proc/\(pid)/status", limit: 65536),
-              let field = SysfsParsers.statusField("Groups", in: status) else { return nil }
+        func readStatus() -> String? {
+            guard let text = try? procRoot.read("proc/\(pid)/status", limit: 65536) else { return nil }
+            if uid == 0 { return text }
+            func ids(_ name: String) -> [String] {
+                SysfsParsers.statusField(name, in: text)?.split(whereSeparator: \.isWhitespace).map(String.init) ?? []
+            }
+            guard ids("Uid") == Array(repeating: String(uid), count: 4),
+                  ids("Gid") == Array(repeating: String(gid), count: 4) else { return nil }
+            return text
+        }
+        guard let status = readStatus(), let field = SysfsParsers.statusField("Groups", in: status) else { return nil }
         let groups = field.split(whereSeparator: \.isWhitespace).compactMap { gid_t($0) }
         guard let text = try? procRoot.read("proc/\(pid)/limits", limit: 65536) else { return nil }
         let theirs = SysfsParsers.processLimits(text)
@@ -39,8 +52,8 @@ public struct PeerProcess: Sendable {
             limits.append(ResourceLimit(resource: resource, soft: min(t.soft, UInt64(ours.rlim_cur)),
                                         hard: min(t.hard, UInt64(ours.rlim_max))))
         }
-        // Still the same process: what was read under its pid was its own.
-        guard np_pidfd_send_signal(pidfd.rawValue, 0, 0) == 0 else { return nil }
+        // Still the same process, with the same ids: what was read under its pid was its own.
+        guard readStatus() != nil, np_pidfd_send_signal(pidfd.rawValue, 0, 0) == 0 else { return nil }
         return PeerProcess(groups: groups, limits: limits)
     }
 }

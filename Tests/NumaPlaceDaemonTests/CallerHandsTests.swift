@@ -91,6 +91,24 @@ import Testing
             #expect(r["error"] == .string("io.numaplaced.Manager.SpawnFailed"), "\(r)")
         }
         #expect(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").isEmpty, "the worker read a /proc file")
+        // A magic link into another process's working directory: /proc/<pid>/cwd of a root process sitting
+        // in a 0700 directory leads to a 0644 file there only with CAP_SYS_PTRACE, which the spawn
+        // thread drops while it acts as the caller.
+        let vault = s.daemon.directory + "/vault"
+        try FileManager.default.createDirectory(atPath: vault, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        try "secret\n".write(toFile: vault + "/notes.txt", atomically: true, encoding: .utf8)
+        chmod(vault + "/notes.txt", 0o644)
+        let sitter = Process()
+        sitter.executableURL = URL(fileURLWithPath: "/bin/sh")
+        sitter.arguments = ["-c", "cd \"$0\" && exec /bin/sleep 300", vault]
+        try sitter.run()
+        defer { kill(sitter.processIdentifier, SIGKILL); sitter.waitUntilExit() }
+        usleep(200_000)   // until the shell has changed directory and become sleep
+        let through = try s.asUser([s.spawn(#"{"argv":["/bin/cat"],"stdin":"/proc/\#(sitter.processIdentifier)/cwd/notes.txt","stdout":"\#(out)"}"#)])
+        #expect(through.first?["error"] == .string("io.numaplaced.Manager.SpawnFailed"), "\(through)")
+        usleep(200_000)
+        #expect(!(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("secret")), "read through /proc/<pid>/cwd")
         // Root is refused too: a worker's stdin is a file, not the daemon's own state.
         let rootRefused = try s.daemon.client().failing("Spawn", ["argv": .array([.string("/bin/true")]),
                                                                   "stdin": .string("/proc/self/maps")])

@@ -155,6 +155,11 @@ def main():
     helpers = []
     try:
         d.start()
+        # The daemon answers as soon as it is bound and gives the socket to the group just after
+        # (until then the umask's 0755 lets no one else connect): wait for that.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and os.stat(d.socket).st_mode & 0o777 != 0o660:
+            time.sleep(0.01)
         st = os.stat(d.socket)
         R.check(st.st_gid == user.group and st.st_mode & 0o777 == 0o660,
                 "the socket is root:%s 0660, as the units give it (mode %o)" % (GROUP, st.st_mode & 0o777))
@@ -195,6 +200,20 @@ def main():
         memlock_row = [ln.split()[3:5] for ln in limits.splitlines() if ln.startswith("Max locked memory")]
         R.check(nofile_row == [["100", "200"]] and memlock_row == [["65536", "65536"]],
                 "the worker has the caller's limits, not the daemon's (%s %s)" % (nofile_row, memlock_row))
+        # 8, fail closed: the process that connected has exited and been reaped (its parent holds the connection), so
+        # its limits cannot be read; the worker would get the daemon's wider ones. Refused.
+        orphan = subprocess.run(
+            ["setpriv", "--reuid=%d" % user.uid, "--regid=%d" % user.gid, "--groups=%d" % user.group, sys.executable, "-c",
+             # a child connects and exits, and is reaped; the parent then uses the connection
+             "import os,socket,sys\ns=socket.socket(socket.AF_UNIX)\npid=os.fork()\n"
+             "if pid == 0:\n    s.connect(sys.argv[1]); os._exit(0)\nos.waitpid(pid, 0)\n"
+             "s.sendall(b'{\"method\":\"io.numaplaced.Manager.Spawn\",\"parameters\":{\"argv\":[\"/bin/true\"]}}\\0')\n"
+             "s.settimeout(10);print(s.recv(65536).split(b'\\0')[0].decode())", sock],
+            capture_output=True, text=True, timeout=60)
+        reply = json.loads(orphan.stdout.strip() or "{}")
+        R.check(error(reply) == "PermissionDenied",
+                "a Spawn on a connection whose process has exited is refused, not run with the daemon's limits (%s)"
+                % (error(reply) or orphan.stdout.strip()[:200] or orphan.stderr.strip()[-200:]))
         # 6. Exclusive cores.
         cores = len(d.client().call("GetTopology")["cores"])
         if cores >= 2:

@@ -151,8 +151,11 @@ int np_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
  * setfsuid(2), each with the raw system call, which changes this thread only (glibc's setgroups
  * would broadcast to every thread of the daemon). Path lookups and permission checks of this thread
  * then use these ids, so files are opened "with the caller's hands" while the daemon stays root.
+ * `as_caller` 1 also lowers the thread's effective capabilities to CAP_SETUID and CAP_SETGID (a
+ * capability such as CAP_SYS_PTRACE would otherwise open /proc/<pid>/cwd of another user); 0 raises
+ * them back to the permitted set first, for the return to the daemon's identity.
  * Returns 0, or -1 with errno (EPERM when the kernel kept another fsuid or fsgid). */
-int np_thread_fs_identity(uid_t uid, gid_t gid, size_t ngroups, const gid_t *groups);
+int np_thread_fs_identity(uid_t uid, gid_t gid, size_t ngroups, const gid_t *groups, int as_caller);
 /* What an open descriptor is, for deciding whether a worker may get it from a path (fstat(2),
  * fstatfs(2); makedev and the filesystem magic are macros Swift cannot see). */
 enum np_fd_kind {
