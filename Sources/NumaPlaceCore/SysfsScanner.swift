@@ -334,14 +334,14 @@ public struct SysfsScanner: Sendable {
         let (locality, cpus) = LocalityResolver.resolve(firmwareNode: firmwareNode, localCPUs: local,
                                                         topology: topology, path: dir, warnings: &warnings)
         let driver = (try? root.readLink("\(dir)/driver")).map { String($0.split(separator: "/").last ?? "") }
-        let memoryNode = deviceMemoryNode(address, firmwareNode: firmwareNode, topology: topology, warnings: &warnings)
+        let memoryNode = deviceMemoryNode(address, vendor: vendor, firmwareNode: firmwareNode, topology: topology,
+                                          warnings: &warnings)
         var device = Device(address: address, classCode: classCode, vendor: vendor,
                                deviceID: deviceID, kind: kind, driver: driver, firmwareNode: firmwareNode,
                                locality: locality, cpus: cpus, pciePath: pciePath(address, entry: entry),
                                warnings: warnings)
         device.memoryNode = memoryNode
-        (device.deviceNodes, device.names) = deviceFiles(address, dir: dir)
-        device.rdmaNames = ((try? root.list("\(dir)/infiniband")) ?? []).filter { device.names.contains($0) }
+        (device.deviceNodes, device.names, device.rdmaNames) = deviceFiles(address, vendor: vendor, dir: dir)
         return .managed(device)
     }
 
@@ -357,9 +357,10 @@ public struct SysfsScanner: Sendable {
     static let maxClassEntries = 16
 
     /// The device nodes and names of a function, from its class directories and, for an NVIDIA GPU,
-    /// the driver's `information` file (`Device Minor:` → `/dev/nvidiaN`, `GPU UUID:`).
-    func deviceFiles(_ address: PCIAddress, dir: String) -> (nodes: [String], names: [String]) {
-        var nodes: [String] = [], names: [String] = []
+    /// the driver's `information` file (`Device Minor:` → `/dev/nvidiaN`, `GPU UUID:`); and which of the
+    /// names are RDMA device names (`infiniband/`).
+    func deviceFiles(_ address: PCIAddress, vendor: UInt16, dir: String) -> (nodes: [String], names: [String], rdma: [String]) {
+        var nodes: [String] = [], names: [String] = [], rdma: [String] = []
         for (sysfs, dev) in Self.deviceNodeDirectories {
             guard let entries = try? root.list("\(dir)/\(sysfs)") else { continue }
             for entry in entries.prefix(Self.maxClassEntries)
@@ -367,10 +368,12 @@ public struct SysfsScanner: Sendable {
                 // drm/ also holds connector directories (card0-HDMI-A-1); only cards and render nodes are files.
                 if sysfs == "drm", entry.contains("-") || !(entry.hasPrefix("card") || entry.hasPrefix("renderD")) { continue }
                 if let dev { nodes.append(dev + entry) }
+                if sysfs == "infiniband" { rdma.append(entry) }
                 names.append(entry)
             }
         }
-        if let text = try? root.read("proc/driver/nvidia/gpus/\(address)/information", limit: 16384) {
+        if vendor == Self.nvidiaVendor,
+           let text = try? root.read("proc/driver/nvidia/gpus/\(address)/information", limit: 16384) {
             for line in text.split(separator: "\n") {
                 let parts = line.split(separator: ":", maxSplits: 1).map(\.trimmingWhitespace)
                 guard parts.count == 2 else { continue }
@@ -381,15 +384,18 @@ public struct SysfsScanner: Sendable {
                 }
             }
         }
-        return (nodes.sorted(), names.sorted())
+        return (nodes.sorted(), names.sorted(), rdma.sorted())
     }
+
+    /// The NVIDIA driver's `/proc/driver/nvidia/gpus/` files are read for its devices only.
+    static let nvidiaVendor: UInt16 = 0x10de
 
     /// The device's own memory node: the NVIDIA driver's `/proc/driver/nvidia/gpus/<address>/numa_status`
     /// (its `Node:` line, -1 for none) where the driver has one, else a CPU-less node `numa_node` names.
-    func deviceMemoryNode(_ address: PCIAddress, firmwareNode: NUMANodeID?, topology: Topology,
+    func deviceMemoryNode(_ address: PCIAddress, vendor: UInt16, firmwareNode: NUMANodeID?, topology: Topology,
                           warnings: inout [ScanWarning]) -> NUMANodeID? {
         let path = "proc/driver/nvidia/gpus/\(address)/numa_status"
-        if let text = try? root.read(path, limit: 4096) {
+        if vendor == Self.nvidiaVendor, let text = try? root.read(path, limit: 4096) {
             let value = text.split(separator: "\n").map(\.trimmingWhitespace).first { $0.hasPrefix("Node:") }
                 .map { String($0.dropFirst("Node:".count)) }
             let parsed: Result<NUMANodeID?, SysfsParsers.ParseError>

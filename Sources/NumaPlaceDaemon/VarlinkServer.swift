@@ -279,21 +279,24 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         let logger = self.logger
         // The peer's credentials decide its share of the connections, and every call's rights.
         // (On the event loop the option is read at once, so admission happens before any read.)
-        let credentials: EventLoopFuture<UCred>
-        // SO_PEERPIDFD (77, Linux 6.5): the process that connected, for as long as it lives; -1 where
-        // the kernel does not have it.
-        let peerPidfd: EventLoopFuture<Int32>
+        // SO_PEERPIDFD (77, Linux 6.5) is asked for only once SO_PEERCRED has answered, so that no
+        // pidfd is ever made for a connection that is refused before it could own one (a peer that
+        // connects and hangs up at once would otherwise leak a descriptor each time); -1 where the
+        // kernel does not have it.
+        let credentials: EventLoopFuture<(UCred, Int32)>
         if let provider = channel as? SocketOptionProvider {
             credentials = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET),
                                                          name: SocketOptionName(SO_PEERCRED))
-            peerPidfd = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(77))
-                .recover { _ in -1 }
+                .flatMap { (cred: UCred) in
+                    provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(77))
+                        .recover { _ in Int32(-1) }
+                        .map { (cred, $0) }
+                }
         } else {
             credentials = loop.makeFailedFuture(ChannelError.operationUnsupported)
-            peerPidfd = loop.makeSucceededFuture(-1)
         }
         let admitted = loop.makePromise(of: PeerCredentials.self)
-        credentials.and(peerPidfd).whenComplete { [weak self] result in
+        credentials.whenComplete { [weak self] result in
             // Without credentials no call is served: the security model depends on them.
             guard case .success((let cred, let pidfd)) = result, channel.isActive else {
                 if case .success((_, let pidfd)) = result, pidfd >= 0 { close(pidfd) }

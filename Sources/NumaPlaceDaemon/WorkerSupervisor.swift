@@ -25,10 +25,10 @@ public struct WorkerLimits: Sendable {
     /// Exited workers one uid keeps, by count and by the bytes of their argv: one user's quick spawns
     /// (or huge argvs) forget that user's oldest exits, never another user's.
     public var exitedHistoryPerUser = 256
+    public var exitedHistoryBytesPerUser = 8 << 20
     /// Whole cores one uid other than root may hold exclusively; 0: half of the allowed set's whole
     /// cores (at least one). `MaxExclusiveCoresPerUser=`.
     public var maxExclusiveCoresPerUser = 0
-    public var exitedHistoryBytesPerUser = 8 << 20
 
     public init() {}
 }
@@ -164,17 +164,14 @@ public actor WorkerSupervisor {
             }
             return v
         } ?? defaults.admission
-        if p.deviceMemory == true {
-            switch target {
-            case .device, .devices: break
-            default: throw Manager.invalidParameter("deviceMemory", "needs a device target")
-            }
+        let deviceTarget: Bool
+        switch target {
+        case .device, .devices: deviceTarget = true
+        default: deviceTarget = false
         }
-        if p.runtimeEnvironment == true {
-            switch target {
-            case .device, .devices: break
-            default: throw Manager.invalidParameter("runtimeEnvironment", "needs a device target")
-            }
+        for (flag, name) in [(p.deviceMemory, "deviceMemory"), (p.runtimeEnvironment, "runtimeEnvironment")]
+        where flag == true && !deviceTarget {
+            throw Manager.invalidParameter(name, "needs a device target")
         }
         let request = PlacementRequest(target: target, memory: memory, exclusiveCores: p.exclusiveCores ?? 0,
                                        admission: admission, deviceMemory: p.deviceMemory ?? false)

@@ -67,9 +67,11 @@ public struct Spawner: Sendable {
             for (i, choice) in [request.stdin, request.stdout, request.stderr].enumerated() {
                 // A relative path names a file in the worker's working directory, as it would if the
                 // worker opened it itself.
-                if case .file(let p) = choice {
-                    let full = p.hasPrefix("/") || request.workingDirectory == nil ? p : request.workingDirectory! + "/" + p
-                    files[i] = try Spawner.openStdio(full, index: i)
+                guard case .file(let p) = choice else { continue }
+                if !p.hasPrefix("/"), let cwd = request.workingDirectory {
+                    files[i] = try Spawner.openStdio(cwd + "/" + p, index: i)
+                } else {
+                    files[i] = try Spawner.openStdio(p, index: i)
                 }
             }
         }

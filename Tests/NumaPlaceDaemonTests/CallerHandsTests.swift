@@ -120,7 +120,6 @@ import Testing
     func inheritIsTheDaemonsUserOnly() throws {
         let s = try Session()
         defer { s.finish() }
-        let before = s.daemon.logText.utf8.count
         let replies = try s.asUser([
             s.spawn(#"{"argv":["/bin/echo","FORGED-LINE"],"stdout":"inherit"}"#),
             s.spawn(#"{"argv":["/bin/true"],"stderr":"inherit"}"#),
@@ -131,7 +130,6 @@ import Testing
         }
         usleep(200_000)
         #expect(!s.daemon.logText.contains("FORGED-LINE"))
-        #expect(s.daemon.logText.utf8.count >= before)
         // Root, the daemon's own user, keeps it.
         let root = try s.daemon.client().call("Spawn", ["argv": .array([.string("/bin/true")]), "stdout": .string("inherit")])
         #expect(root["worker"]?["pid"] != nil)
