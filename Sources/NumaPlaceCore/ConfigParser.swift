@@ -199,8 +199,8 @@ public enum ConfigParser {
                 config.stateDirectory = String(path)
             case (.daemon, "EventSource"):
                 if value.isEmpty { config.eventSource = defaults.eventSource; return nil }
-                guard let source = Configuration.EventSource(rawValue: String(value)) else {
-                    return "expected " + list(Configuration.EventSource.allCases.map(\.rawValue))
+                guard let source = EventSource(rawValue: String(value)) else {
+                    return "expected " + list(EventSource.allCases.map(\.rawValue))
                 }
                 config.eventSource = source
             case (.daemon, "WorkerCPUs"):

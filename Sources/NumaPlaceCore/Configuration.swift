@@ -4,50 +4,6 @@
 /// The struct is a plain value: a SIGHUP reload parses a new one and swaps it in only when parsing
 /// succeeded, so a bad file never replaces a running configuration.
 public struct Configuration: Hashable, Sendable {
-    /// Where udev events come from.
-    public enum EventSource: String, CaseIterable, Hashable, Sendable {
-        /// Events after udevd processed them (rules ran, drivers bound): the normal choice.
-        case udev
-        /// Raw kernel uevents, for hosts and containers without a running udevd.
-        case kernel
-    }
-
-    /// Bounds on everything a client controls (DESIGN.md, Security).
-    public struct Limits: Hashable, Sendable {
-        /// Largest Varlink message accepted from a client, NUL terminator included.
-        public var maxMessageBytes: Int
-        /// Largest total size of a spawn request's argv (each string plus its NUL, as execve(2) counts).
-        public var maxArgvBytes: Int
-        /// Largest total size of a spawn request's environment (each `KEY=value` plus its NUL).
-        public var maxEnvironmentBytes: Int
-        /// Running workers one uid may hold at a time (root included: it bounds mistakes, not trust).
-        public var maxWorkersPerUser: Int
-        /// Client connections open at the same time; at the limit the longest-idle one is closed to admit a new one.
-        public var maxConnections: Int
-        /// Client connections one uid other than root may hold, so that one user's streams and
-        /// pending Waits (busy connections, never closed for a newcomer) cannot take every slot.
-        public var maxConnectionsPerUser: Int
-        /// Events queued for one slow `Monitor` client before it is disconnected.
-        public var maxMonitorBacklog: Int
-        /// Whole cores one uid other than root may hold exclusively at a time; 0: half of the cores
-        /// the daemon may give out (at least one), so that one user cannot leave root and others none.
-        public var maxExclusiveCoresPerUser: Int
-
-        public init(maxMessageBytes: Int = 1 << 20, maxArgvBytes: Int = 256 << 10,
-                    maxEnvironmentBytes: Int = 256 << 10, maxWorkersPerUser: Int = 256,
-                    maxConnections: Int = 256, maxConnectionsPerUser: Int = 64, maxMonitorBacklog: Int = 1024,
-                    maxExclusiveCoresPerUser: Int = 0) {
-            self.maxMessageBytes = maxMessageBytes
-            self.maxArgvBytes = maxArgvBytes
-            self.maxEnvironmentBytes = maxEnvironmentBytes
-            self.maxWorkersPerUser = maxWorkersPerUser
-            self.maxConnections = maxConnections
-            self.maxConnectionsPerUser = maxConnectionsPerUser
-            self.maxMonitorBacklog = maxMonitorBacklog
-            self.maxExclusiveCoresPerUser = maxExclusiveCoresPerUser
-        }
-    }
-
     public static let defaultSocketPath = "/run/numaplaced/io.numaplaced"
     public static let defaultStateDirectory = "/run/numaplaced"
 

@@ -16,31 +16,6 @@ import ServiceLifecycle
 import Glibc
 #endif
 
-/// What `numaplaced` was asked to do on its command line (the configuration file fills the rest).
-public struct DaemonOptions: Sendable {
-    public var root = SysfsRoot("/")
-    /// A socket path that overrides the configuration's `Socket=`.
-    public var socketPath: String?
-    public var stateDirectory: String?
-    /// Overrides `EventSource=`; `.none` turns the udev watcher off.
-    public var eventSource: String?
-    /// A configuration file, or a directory holding `numaplaced.conf` and `numaplaced.conf.d/`.
-    public var configPath = ConfigLoader.defaultDirectory
-
-    public init() {}
-
-    /// The socket for a run without a configured one (`Configuration.runtimeSocketPath`).
-    public static func defaultSocketPath() -> String {
-        Configuration.runtimeSocketPath(euid: geteuid(), xdgRuntimeDirectory: getenv("XDG_RUNTIME_DIR").map { String(cString: $0) })
-    }
-}
-
-/// Loads the configuration named by `path` (a directory with drop-ins, or one file).
-public func loadConfiguration(_ path: String) throws(ConfigError) -> (Configuration, [String]) {
-    let sources = try ConfigLoader.sources(path: path)
-    return (try ConfigParser.parse(sources), sources.map(\.path))
-}
-
 /// The assembled daemon: the store, the supervisor, the socket server, the udev watcher and the
 /// systemd conversation, run as services of one `ServiceGroup` (SIGTERM/SIGINT shut it down gracefully).
 public final class Daemon: @unchecked Sendable {
@@ -56,7 +31,7 @@ public final class Daemon: @unchecked Sendable {
     let listen: VarlinkServer.Listen
     let socketDescription: String
     private let configState: ConfigState
-    let eventSource: String
+    let eventSource: EventSource
 
     final class ConfigState: @unchecked Sendable {
         let lock = NIOLock()
@@ -84,10 +59,10 @@ public final class Daemon: @unchecked Sendable {
         // The worker table decides whose processes the daemon adopts and signals: a directory
         // someone else can write would let them forge it. From here on the checked, resolved path.
         let trustedState = try TrustedDirectory.check(stateDirectory)
-        let (limits, defaults) = Daemon.workerSettings(configuration)
         supervisor = WorkerSupervisor(
             store: store, hub: hub, stateLog: WorkerStateLog(directory: trustedState),
-            spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: limits, defaults: defaults,
+            spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: configuration.limits,
+            defaults: SpawnDefaults(configuration),
             spawnEnabled: options.root.isLiveHost,
             journalStream: { identifier, priority in
                 try? JournalStream.open(identifier: identifier, priority: SyslogPriority(rawValue: priority) ?? .info)
@@ -97,31 +72,21 @@ public final class Daemon: @unchecked Sendable {
         // One loop per CPU the daemon may use, up to 8: connections are spread over them, so one
         // client's large reply or slow socket does not hold up the reads of the others.
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(savedOriginal.cpus.count, 8)))
-        if options.root.isLiveHost, options.eventSource != "none" {
-            let wanted = options.eventSource ?? configuration.eventSource.rawValue
-            // libudev's "udev" source hears nothing when udevd is not running (containers, an
-            // initramfs); the kernel's own uevents still arrive, so use them rather than go deaf.
-            if wanted == "udev" && !FileManager.default.fileExists(atPath: "/run/udev/control") {
-                logger.notice("udevd is not running (no /run/udev/control): taking hotplug events from the kernel")
-                eventSource = "kernel"
-            } else {
-                eventSource = wanted
-            }
+        let wanted = options.root.isLiveHost ? options.eventSource ?? configuration.eventSource : .none
+        // libudev's "udev" source hears nothing when udevd is not running (containers, an
+        // initramfs); the kernel's own uevents still arrive, so use them rather than go deaf.
+        if wanted == .udev && !FileManager.default.fileExists(atPath: "/run/udev/control") {
+            logger.notice("udevd is not running (no /run/udev/control): taking hotplug events from the kernel")
+            eventSource = .kernel
         } else {
-            eventSource = "none"
+            eventSource = wanted
         }
-        var serverLimits = ServerLimits()
-        serverLimits.maxMessageBytes = configuration.limits.maxMessageBytes
-        serverLimits.maxConnections = configuration.limits.maxConnections
-        serverLimits.maxConnectionsPerUser = configuration.limits.maxConnectionsPerUser
-        serverLimits.maxPendingReplies = max(configuration.limits.maxMonitorBacklog, 64)
-        serverLimits.maxPendingBytes = max(1 << 20, configuration.limits.maxMessageBytes)
         let state = configState
         let reloadBox = ReloadBox()
-        service = ManagerService(store: store, supervisor: supervisor, hub: hub, eventSource: eventSource,
+        service = ManagerService(store: store, supervisor: supervisor, hub: hub, eventSource: eventSource.rawValue,
                                  configurationFiles: { state.lock.withLock { state.files } },
                                  reload: { await reloadBox.reload?() })
-        server = VarlinkServer(group: group, dispatcher: service, limits: serverLimits, logger: logger)
+        server = VarlinkServer(group: group, dispatcher: service, limits: configuration.limits, logger: logger)
 
         // Socket activation wins over any path: systemd owns the socket then.
         if let activated = activatedSocket {
@@ -134,19 +99,6 @@ public final class Daemon: @unchecked Sendable {
             socketDescription = path
         }
         reloadBox.reload = { [weak self] in await self?.reload() }
-    }
-
-    /// The supervisor's limits and defaults from `[Limits]` and `[Placement]`.
-    static func workerSettings(_ c: Configuration) -> (WorkerLimits, SpawnDefaults) {
-        var limits = WorkerLimits()
-        limits.maxArgvBytes = c.limits.maxArgvBytes
-        limits.maxEnvironmentBytes = c.limits.maxEnvironmentBytes
-        limits.maxWorkersPerUser = c.limits.maxWorkersPerUser
-        limits.maxExclusiveCoresPerUser = c.limits.maxExclusiveCoresPerUser
-        var defaults = SpawnDefaults()
-        defaults.memory = c.defaultMemoryPolicy
-        defaults.admission = c.defaultAdmission
-        return (limits, defaults)
     }
 
     final class ReloadBox: @unchecked Sendable {
@@ -171,8 +123,7 @@ public final class Daemon: @unchecked Sendable {
             configState.configuration = c
             configState.files = files
         }
-        let (limits, defaults) = Daemon.workerSettings(c)
-        await supervisor.configure(limits: limits, defaults: defaults)
+        await supervisor.configure(limits: c.limits, defaults: SpawnDefaults(c))
         await store.reconfigure(classifier: c.classifier, nodeOverrides: c.localityOverrides, workerCPUs: c.workerCPUs)
         hub.publish(kind: "configurationReloaded")
         logger.notice("configuration reloaded from \(files.isEmpty ? "defaults" : files.joined(separator: ", "))",
@@ -221,9 +172,9 @@ public final class Daemon: @unchecked Sendable {
             .init(service: ServerService(server: server)),
             .init(service: SystemdService(daemon: self)),
         ]
-        if eventSource != "none", let source = UdevMonitor.Source(rawValue: eventSource) {
+        if eventSource != .none {
             do {
-                services.append(.init(service: try UdevWatcher(source: source, store: store, logger: logger)))
+                services.append(.init(service: try UdevWatcher(source: eventSource, store: store, logger: logger)))
             } catch {
                 logger.warning("no hotplug events (\(error)); the device table is only rescanned on SIGHUP")
             }
@@ -237,79 +188,3 @@ public final class Daemon: @unchecked Sendable {
     }
 }
 
-extension Daemon {
-    /// A socket the daemon bound itself gets what numaplaced.socket gives the systemd one: mode 0660 and
-    /// group `numaplace` when that group exists; otherwise 0600 for root (only root may connect) and
-    /// 0600 for a user's own daemon. SO_PEERCRED still judges every call; this is the outer gate.
-    static func restrictSocket(_ path: String, logger: Logger) {
-        // The directory is trusted (TrustedDirectory), so the path is still the socket just bound; a
-        // link or anything else in its place is left alone rather than given to the group.
-        var st = stat()
-        guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK else {
-            logger.warning("\(path) is not the socket just bound: its mode is left as it is")
-            return
-        }
-        if geteuid() == 0, let group = getgrnam("numaplace") {
-            if lchown(path, 0, group.pointee.gr_gid) != 0 || chmod(path, 0o660) != 0 {
-                logger.warning("cannot give \(path) to group numaplace: \(String(cString: strerror(errno)))")
-            }
-        } else if chmod(path, 0o600) != 0 {
-            logger.warning("cannot restrict \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-}
-
-/// Runs the socket server until graceful shutdown, then stops accepting.
-struct ServerService: Service {
-    let server: VarlinkServer
-    func run() async throws {
-        try? await gracefulShutdown()
-        await server.stop()
-    }
-}
-
-/// READY=1 once serving, STATUS= on every change, WATCHDOG=1 at half the interval, and SIGHUP reloads.
-struct SystemdService: Service {
-    let daemon: Daemon
-
-    func run() async throws {
-        let notifier = daemon.notifier
-        let hub = daemon.hub
-        let store = daemon.store
-        let supervisor = daemon.supervisor
-        func status() async -> String {
-            daemon.statusLine(devices: await store.inventory.devices.count, running: await supervisor.runningCount)
-        }
-        _ = try? notifier.ready(status: await status())
-        let (changes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let sub = hub.subscribe(deliver: { _ in continuation.yield(()); return true }, overflow: {})
-        defer { hub.unsubscribe(sub.token) }
-
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        signal(SIGHUP, SIG_IGN)
-        hup.setEventHandler { Task { _ = await daemon.reload() } }
-        hup.resume()
-        defer { hup.cancel() }
-
-        let watchdog = (try? notifier.watchdogInterval()) ?? nil
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { tasks in
-                tasks.addTask {
-                    for await _ in changes { _ = try? notifier.status(await status()) }
-                }
-                if let interval = watchdog {
-                    tasks.addTask {
-                        while !Task.isCancelled {
-                            _ = try? notifier.watchdog()
-                            try? await Task.sleep(for: interval / 2)
-                        }
-                    }
-                }
-                await tasks.next()
-                tasks.cancelAll()
-            }
-        } onGracefulShutdown: {
-            continuation.finish()
-        }
-    }
-}

@@ -32,7 +32,7 @@ public final class UdevWatcher: Service, @unchecked Sendable {
     private let logger: Logger
     private var wakePipe: [Int32] = [-1, -1]
 
-    public init(source: UdevMonitor.Source, store: TopologyStore, logger: Logger) throws {
+    public init(source: EventSource, store: TopologyStore, logger: Logger) throws {
         monitor = try UdevMonitor(source: source)
         self.store = store
         self.logger = logger

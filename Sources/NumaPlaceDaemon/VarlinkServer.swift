@@ -8,6 +8,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NumaPlaceCore
 import NumaPlacePlatform
 import NumaPlaceProtocol
 #if canImport(Glibc)
@@ -62,25 +63,6 @@ public protocol VarlinkDispatcher: Sendable {
     func handle(_ call: VarlinkCall, peer: PeerCredentials, sink: ReplySink) async
 }
 
-/// Limits on what one client can make the server hold.
-public struct ServerLimits: Sendable {
-    public var maxMessageBytes = 1 << 20
-    public var maxConnections = 1024
-    /// Connections one uid other than root may hold (its busy ones included).
-    public var maxConnectionsPerUser = 256
-    /// Unanswered calls queued on one connection before it is closed.
-    public var maxQueuedCalls = 64
-    /// Replies written but not yet taken by a slow reader before streaming stops for it.
-    public var maxPendingReplies = 4096
-    /// Bytes of replies written but not yet taken by the peer before the connection is closed: what a
-    /// client that stops reading can make the daemon hold (a message counts whole; one message is
-    /// always let through, however large, so that every reply the daemon can make can be read).
-    /// Per connection, so one uid can make the daemon hold at most MaxConnectionsPerUser times this.
-    public var maxPendingBytes = 1 << 20
-
-    public init() {}
-}
-
 /// Serves Varlink over a Unix stream socket with SwiftNIO: binds its own path or adopts a
 /// socket-activated descriptor, reads each peer's SO_PEERCRED, frames messages, and hands calls to
 /// the dispatcher one connection at a time (so replies stay in order) while connections run in parallel.
@@ -93,12 +75,12 @@ public final class VarlinkServer: @unchecked Sendable {
 
     private let group: EventLoopGroup
     private let dispatcher: VarlinkDispatcher
-    private let limits: ServerLimits
+    private let limits: Configuration.Limits
     private let logger: Logger
     private var channel: Channel?
     private let connections = ConnectionTable()
 
-    public init(group: EventLoopGroup, dispatcher: VarlinkDispatcher, limits: ServerLimits, logger: Logger) {
+    public init(group: EventLoopGroup, dispatcher: VarlinkDispatcher, limits: Configuration.Limits, logger: Logger) {
         self.group = group
         self.dispatcher = dispatcher
         self.limits = limits
@@ -254,7 +236,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
 
     private let dispatcher: VarlinkDispatcher
-    private let limits: ServerLimits
+    private let limits: Configuration.Limits
     private let logger: Logger
     private let connections: ConnectionTable
     private var framer: VarlinkFramer
@@ -263,7 +245,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private var counted = false
     private var task: Task<Void, Never>?
 
-    init(dispatcher: VarlinkDispatcher, limits: ServerLimits, logger: Logger, connections: ConnectionTable) {
+    init(dispatcher: VarlinkDispatcher, limits: Configuration.Limits, logger: Logger, connections: ConnectionTable) {
         self.dispatcher = dispatcher
         self.limits = limits
         self.logger = logger
@@ -396,7 +378,7 @@ final class ChannelSink: ReplySink, @unchecked Sendable {
     private var pending = 0
     private var pendingBytes = 0
 
-    init(channel: Channel, maxPending: Int, maxPendingBytes: Int = ServerLimits().maxPendingBytes) {
+    init(channel: Channel, maxPending: Int, maxPendingBytes: Int = Configuration.Limits().maxPendingBytes) {
         self.channel = channel
         self.maxPending = maxPending
         self.maxPendingBytes = maxPendingBytes

@@ -32,11 +32,6 @@ public struct UdevEvent: Hashable, Sendable {
 /// Source `udev` receives events after udevd processed them (rules applied); source `kernel`
 /// receives the raw kernel uevents, for hosts without udevd (containers, a busybox initramfs).
 public final class UdevMonitor: @unchecked Sendable {
-    public enum Source: String, Sendable, CaseIterable {
-        case udev
-        case kernel
-    }
-
     public struct MonitorError: Error, CustomStringConvertible {
         public let step: String
         public let errno: Int32
@@ -51,10 +46,11 @@ public final class UdevMonitor: @unchecked Sendable {
 
     private let udev: OpaquePointer
     private let monitor: OpaquePointer
-    public let source: Source
+    public let source: EventSource
 
-    public init(source: Source, subsystems: [String] = UdevMonitor.subsystems,
+    public init(source: EventSource, subsystems: [String] = UdevMonitor.subsystems,
                 receiveBufferBytes: Int32 = 8 << 20) throws(MonitorError) {
+        guard source != .none else { throw MonitorError(step: "event source none", errno: EINVAL) }
         guard let u = udev_new() else { throw MonitorError(step: "udev_new", errno: errno) }
         guard let m = udev_monitor_new_from_netlink(u, source.rawValue) else {
             let e = errno

@@ -1,19 +1,7 @@
 import ArgumentParser
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
-import Glibc
-#endif
-import Logging
-import NumaPlaceCore
 import NumaPlaceDaemon
-import NumaPlacePlatform
-import NumaPlaceProtocol
 
-/// numaplaced: main is thin on purpose (arguments → services → run); the daemon lives in NumaPlaceDaemon.
+/// numaplaced: arguments → `DaemonOptions` → `DaemonMain.run`; the daemon lives in NumaPlaceDaemon.
 @main
 struct NumaPlaced: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,7 +29,7 @@ struct NumaPlaced: AsyncParsableCommand {
     var socket: String?
 
     @Option(name: .long, help: "Configuration file, or directory with numaplaced.conf and numaplaced.conf.d/.")
-    var config: String = ConfigLoader.defaultDirectory
+    var config: String = DaemonOptions().configPath
 
     @Option(name: .long, help: "Directory for the persisted worker table (default: the socket's directory).")
     var stateDir: String?
@@ -55,64 +43,18 @@ struct NumaPlaced: AsyncParsableCommand {
     @Option(name: .long, help: "Logs to automatic, journal or stderr.")
     var logTo: String = "automatic"
 
+    private func options() -> Result<DaemonOptions, DaemonOptions.OptionError> {
+        DaemonOptions.parse(sysfsRoot: sysfsRoot, dump: dump, socket: socket, config: config, stateDirectory: stateDir,
+                            eventSource: eventSource, logLevel: logLevel, logTo: logTo)
+    }
+
     mutating func validate() throws {
-        if let e = eventSource, !["udev", "kernel", "none"].contains(e) {
-            throw ValidationError("--event-source must be udev, kernel or none")
-        }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        guard LoggingSetup.Destination(rawValue: logTo) != nil else { throw ValidationError("--log-to must be automatic, journal or stderr") }
+        if case .failure(let e) = options() { throw ValidationError(e.description) }
     }
 
     func run() async throws {
-        let root = SysfsRoot(sysfsRoot)
-        // Before anything else: the model and the saved original, the CPUs and nodes our cgroup
-        // allows. Whatever narrower affinity this process inherited is about the daemon, never its workers.
-        let (configuration, files): (Configuration, [String])
-        do {
-            (configuration, files) = try loadConfiguration(config)
-        } catch {
-            fputs("numaplaced: \(error)\n", stderr)
-            throw ExitCode(78)  // EX_CONFIG
-        }
-        let scanner = SysfsScanner(root: root, classifier: configuration.classifier,
-                                   nodeOverrides: configuration.localityOverrides)
-        let inventory = scanner.scan()
-        var warnings: [ScanWarning] = []
-        let savedOriginal = AllowedSet.read(root: root, topology: inventory.topology, warnings: &warnings)
-
-        if dump {
-            var inv = inventory
-            inv.warnings += warnings
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let data = try encoder.encode(Manager.GetTopologyReply(inv, allowed: savedOriginal))
-            print(String(decoding: data, as: UTF8.self))
-            return
-        }
-
-        LoggingSetup.bootstrap(identifier: "numaplaced", level: Logger.Level(rawValue: logLevel) ?? .info,
-                               destination: LoggingSetup.Destination(rawValue: logTo) ?? .automatic)
-        let logger = Logger(label: "numaplaced")
-        for w in warnings { logger.warning("\(w)") }
-        var options = DaemonOptions()
-        options.root = root
-        options.socketPath = socket
-        options.stateDirectory = stateDir
-        options.eventSource = eventSource
-        options.configPath = config
-        let daemon: Daemon
-        do {
-            daemon = try Daemon(options: options, configuration: configuration, configurationFiles: files,
-                                savedOriginal: savedOriginal, inventory: inventory, logger: logger)
-        } catch {
-            logger.critical("cannot start: \(error)")
-            throw ExitCode(1)
-        }
-        do {
-            try await daemon.run()
-        } catch {
-            logger.critical("stopped: \(error)")
-            throw ExitCode(1)
-        }
+        let options = try options().get()
+        let status = await DaemonMain.run(options)
+        if status != 0 { throw ExitCode(status) }
     }
 }

@@ -242,8 +242,8 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         (String(repeating: "\n", count: 10) + "[Placement]\nDefaultMemoryPolicy=bindd\n",
          "\(mainPath):12: DefaultMemoryPolicy=bindd: expected preferred, bind, interleave or none"),
         ("[Placement]\nDefaultAdmission=lenient", "\(mainPath):2: DefaultAdmission=lenient: expected strict or best-effort"),
-        ("[Daemon]\nEventSource=netlink", "\(mainPath):2: EventSource=netlink: expected udev or kernel"),
-        ("[Daemon]\nEventSource=UDEV", "\(mainPath):2: EventSource=UDEV: expected udev or kernel"),
+        ("[Daemon]\nEventSource=netlink", "\(mainPath):2: EventSource=netlink: expected udev, kernel or none"),
+        ("[Daemon]\nEventSource=UDEV", "\(mainPath):2: EventSource=UDEV: expected udev, kernel or none"),
         // Structure.
         ("Socket=/run/x", "\(mainPath):1: Socket= appears before any [Section]"),
         ("[Deamon]\nSocket=/run/x", "\(mainPath):1: unknown section [Deamon] (expected [Daemon], [Placement], [Devices] or [Limits])"),

@@ -491,7 +491,7 @@ extension JSONValue {
         #expect(r.error == "io.numaplaced.Manager.NoSuchDevice")
 
         // Sizes a client controls are bounded.
-        let limits = WorkerLimits()
+        let limits = Configuration.Limits()
         r = try await refused(Manager.SpawnParameters(argv: [program] + Array(repeating: "x", count: limits.maxArguments)))
         #expect(r.error == "io.numaplaced.Manager.LimitExceeded")
         #expect(r["limit"] == .string("MaxArguments"))
@@ -538,7 +538,7 @@ extension JSONValue {
             kill(pid, SIGKILL)
             sleeper.waitUntilExit()
         }
-        let ticks = try #require(WorkerSupervisor.startTicks(pid: pid, root: SysfsRoot("/")))
+        let ticks = try #require(ProcessFacts.startTicks(pid: pid, root: SysfsRoot("/")))
         let worker = Manager.Worker(id: "w7", pid: Int(pid), uid: 0, gid: 0, argv: ["/bin/sleep", "300"], device: nil,
                                     node: nil, state: "running", startedAt: 0,
                                     requested: Manager.Placement(cpus: "", memoryPolicy: "default", memoryNodes: []),

@@ -14,12 +14,12 @@ import Testing
         try "GPU UUID: GPU-0123-abcd\nDevice Minor: 0\n".write(toFile: info + "/information", atomically: true, encoding: .utf8)
         let inventory = SysfsScanner(root: SysfsRoot(m.root)).scan()
         let gpu = try PCIAddress(parsing: SyntheticMachine.gpu), nic = try PCIAddress(parsing: SyntheticMachine.nic)
-        #expect(WorkerSupervisor.runtimeVariables([gpu], inventory: inventory)
+        #expect(SpawnRequestBuilder.runtimeVariables([gpu], inventory: inventory)
                 == ["CUDA_VISIBLE_DEVICES": "GPU-0123-abcd", "NCCL_IB_HCA": "mlx5_0"])
-        #expect(WorkerSupervisor.runtimeVariables([gpu, nic], inventory: inventory)["NCCL_IB_HCA"] == "mlx5_0")
+        #expect(SpawnRequestBuilder.runtimeVariables([gpu, nic], inventory: inventory)["NCCL_IB_HCA"] == "mlx5_0")
         // Without a UUID the GPU is not listed at all: a partial list would hide it from CUDA.
         try FileManager.default.removeItem(atPath: info)
         let bare = SysfsScanner(root: SysfsRoot(m.root)).scan()
-        #expect(WorkerSupervisor.runtimeVariables([gpu], inventory: bare)["CUDA_VISIBLE_DEVICES"] == nil)
+        #expect(SpawnRequestBuilder.runtimeVariables([gpu], inventory: bare)["CUDA_VISIBLE_DEVICES"] == nil)
     }
 }

@@ -123,7 +123,7 @@ import Testing
             sleepers.append(s)
         }
         let pids = sleepers.map(\.processIdentifier)
-        let ticks = try pids.map { try #require(WorkerSupervisor.startTicks(pid: $0, root: SysfsRoot("/"))) }
+        let ticks = try pids.map { try #require(ProcessFacts.startTicks(pid: $0, root: SysfsRoot("/"))) }
         let stateDir = machine.path("state-trust")
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         let log = WorkerStateLog(directory: stateDir)
