@@ -41,7 +41,7 @@ public struct Spawner: Sendable {
 
     /// The variables the spawner owns in every worker's environment.
     public static let environmentKeys = ["NUMAPLACE_DEVICE", "NUMAPLACE_DEVICES", "NUMAPLACE_NODE", "NUMAPLACE_CPUS"]
-    private static let ownedPrefixes = environmentKeys.map { Array(($0 + "=").utf8CString.dropLast()) }
+    static let ownedPrefixes = environmentKeys.map { Array(($0 + "=").utf8CString.dropLast()) }
     /// The PATH used when neither the worker's nor the daemon's environment has one.
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -138,80 +138,46 @@ public struct Spawner: Sendable {
             }
         }
 
-        let limitList = request.resourceLimits.map { np_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }
-
-        // The configuration the child reads; every pointer in it stays valid until np_spawn returns.
+        // The configuration the child reads; every buffer it points at lives until np_spawn returns.
+        let buffers = ChildBuffers(argv: argvC, envp: envpC, path: pathC, cwd: cwdC,
+                                   savedMask: PinnedArray(savedOriginal.cpus.isEmpty ? [] : savedMask),
+                                   targetMask: PinnedArray(targetCPUs.isEmpty ? [] : targetMask),
+                                   nodeMask: PinnedArray(nodeMask), preferredMask: PinnedArray(preferredMask),
+                                   groups: PinnedArray(groups),
+                                   limits: PinnedArray(request.resourceLimits.map {
+                                       np_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard)
+                                   }))
+        var config = np_spawn_config()
+        buffers.fill(&config)
+        let stdioFDs = [request.stdin, request.stdout, request.stderr].enumerated().map { i, choice -> np_stdio in
+            var s = np_stdio()
+            switch choice {
+            case .inherit: s.kind = Int32(NP_STDIO_INHERIT.rawValue)
+            case .null: (s.kind, s.fd) = (Int32(NP_STDIO_FD.rawValue), devNull)
+            case .fd(let fd): (s.kind, s.fd) = (Int32(NP_STDIO_FD.rawValue), fd)
+            case .file: (s.kind, s.fd) = (Int32(NP_STDIO_FD.rawValue), files[i])
+            }
+            return s
+        }
+        config.stdio = (stdioFDs[0], stdioFDs[1], stdioFDs[2])
+        config.report_fd = reportFDs[1]
+        config.strict = strict ? 1 : 0
+        config.pdeathsig = request.parentDeathSignal ?? 0
+        if memory.mode != .none && !memory.nodes.isEmpty {
+            config.mpol_mode = Spawner.kernelMode(memory.mode)
+            config.maxnode = maxnode
+        } else {
+            config.nodemask = nil
+            config.preferred_nodemask = nil
+        }
+        config.set_groups = setGroups ? 1 : 0
+        config.set_gid = setGID ? 1 : 0
+        config.set_uid = setUID ? 1 : 0
+        config.gid = UInt32(request.credentials?.gid ?? 0)
+        config.uid = UInt32(request.credentials?.uid ?? 0)
         var pid: pid_t = 0
         var pidfd: Int32 = -1
-        let spawnResult: Int32 = savedMask.withUnsafeBufferPointer { saved in
-            targetMask.withUnsafeBufferPointer { target in
-                nodeMask.withUnsafeBufferPointer { nodes in
-                    preferredMask.withUnsafeBufferPointer { preferred in
-                        limitList.withUnsafeBufferPointer { limitBuffer in
-                        groups.withUnsafeBufferPointer { groupList in
-                            var config = np_spawn_config()
-                            config.path = pathC.pointers[0].map { UnsafePointer($0) }
-                            config.argv = UnsafePointer(argvC.pointers.baseAddress)
-                            config.envp = UnsafePointer(envpC.pointers.baseAddress)
-                            config.cwd = cwdC?.pointers[0].map { UnsafePointer($0) }
-                            let choices = [request.stdin, request.stdout, request.stderr]
-                            var stdio = (np_stdio(), np_stdio(), np_stdio())
-                            for i in 0..<3 {
-                                var s = np_stdio()
-                                switch choices[i] {
-                                case .inherit: s.kind = Int32(NP_STDIO_INHERIT.rawValue)
-                                case .null:
-                                    s.kind = Int32(NP_STDIO_FD.rawValue)
-                                    s.fd = devNull
-                                case .fd(let fd):
-                                    s.kind = Int32(NP_STDIO_FD.rawValue)
-                                    s.fd = fd
-                                case .file:
-                                    s.kind = Int32(NP_STDIO_FD.rawValue)
-                                    s.fd = files[i]
-                                }
-                                switch i {
-                                case 0: stdio.0 = s
-                                case 1: stdio.1 = s
-                                default: stdio.2 = s
-                                }
-                            }
-                            config.stdio = stdio
-                            config.report_fd = reportFDs[1]
-                            config.strict = strict ? 1 : 0
-                            config.pdeathsig = request.parentDeathSignal ?? 0
-                            if !savedOriginal.cpus.isEmpty {
-                                config.saved_mask = saved.baseAddress
-                                config.saved_mask_bytes = saved.count * MemoryLayout<UInt>.size
-                            }
-                            if !targetCPUs.isEmpty {
-                                config.target_mask = target.baseAddress
-                                config.target_mask_bytes = target.count * MemoryLayout<UInt>.size
-                            }
-                            if memory.mode != .none && !memory.nodes.isEmpty {
-                                config.mpol_mode = Spawner.kernelMode(memory.mode)
-                                config.nodemask = nodes.baseAddress
-                                config.maxnode = maxnode
-                                config.preferred_nodemask = preferred.baseAddress
-                            }
-                            config.set_groups = setGroups ? 1 : 0
-                            config.set_gid = setGID ? 1 : 0
-                            config.set_uid = setUID ? 1 : 0
-                            config.gid = UInt32(request.credentials?.gid ?? 0)
-                            config.uid = UInt32(request.credentials?.uid ?? 0)
-                            config.ngroups = groupList.count
-                            config.groups = groupList.baseAddress
-                            config.nrlimits = limitBuffer.count
-                            config.rlimits = limitBuffer.baseAddress
-                            return withExtendedLifetime((argvC, envpC, pathC, cwdC)) {
-                                np_spawn(&config, &pid, &pidfd) == 0 ? 0 : errno
-                            }
-                        }
-                        }
-                    }
-                }
-            }
-        }
+        let spawnResult = withExtendedLifetime(buffers) { np_spawn(&config, &pid, &pidfd) == 0 ? 0 : errno }
         if spawnResult != 0 {
             throw SpawnError(step: .clone, errno: Errno(spawnResult), operation: "clone")
         }
@@ -269,124 +235,6 @@ public struct Spawner: Sendable {
                               degradations: degradations)
     }
 
-    // MARK: Preparation
-
-    /// The worker's envp and the PATH to search argv[0] in.
-    private struct Environment {
-        var envp: CStringArray
-        var path: String?
-    }
-
-    /// The inherited environment (or none), minus every variable the request sets and the spawner's
-    /// own `NUMAPLACE_*`, plus those. Inherited entries are copied byte for byte from `environ`
-    /// without becoming Swift strings: this runs on every spawn.
-    private func buildEnvironment(_ request: SpawnRequest) throws(SpawnError) -> Environment {
-        var added: [(key: String, entry: String)] = []
-        for (key, value) in request.environment.sorted(by: { $0.key < $1.key })
-        where !Spawner.environmentKeys.contains(key) {
-            guard !key.isEmpty, !key.utf8.contains(UInt8(ascii: "=")), !key.utf8.contains(0), !value.utf8.contains(0) else {
-                throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "environment variable \"\(key.prefix(64))\"")
-            }
-            added.append((key, "\(key)=\(value)"))
-        }
-        // "KEY=" prefixes of every variable the inherited environment must not pass on: the request's,
-        // and the spawner's own, which describe this placement only (a stale inherited one must go).
-        let replaced = Spawner.ownedPrefixes + added.map { Array(($0.key + "=").utf8CString.dropLast()) }
-        let placement = request.placement
-        let cpus = placement.cpus.isEmpty ? savedOriginal.cpus : placement.cpus.intersection(savedOriginal.cpus)
-        if let device = placement.device { added.append(("NUMAPLACE_DEVICE", "NUMAPLACE_DEVICE=\(device)")) }
-        if !placement.devices.isEmpty {
-            added.append(("NUMAPLACE_DEVICES", "NUMAPLACE_DEVICES=" + placement.devices.map(\.description).joined(separator: ",")))
-        }
-        if let node = placement.node { added.append(("NUMAPLACE_NODE", "NUMAPLACE_NODE=\(node)")) }
-        added.append(("NUMAPLACE_CPUS", "NUMAPLACE_CPUS=\(cpus.isEmpty ? savedOriginal.cpus : cpus)"))
-
-        var pieces: [CStringArray.Piece] = []
-        pieces.reserveCapacity(64)
-        var path: String? = request.environment["PATH"]
-        let needPath = path == nil && !(request.argv.first?.utf8.contains(UInt8(ascii: "/")) ?? true)
-        if request.inheritEnvironment, var p = np_environ() {
-            while let entry = p.pointee {
-                p += 1
-                if replaced.contains(where: { prefix in strncmp(entry, prefix, prefix.count) == 0 }) { continue }
-                if needPath && path == nil && strncmp(entry, "PATH=", 5) == 0 { path = String(cString: entry + 5) }
-                pieces.append(.borrowed(UnsafePointer(entry)))
-            }
-        }
-        pieces += added.map { .owned($0.entry) }
-        return Environment(envp: try CStringArray(pieces, what: "environment"), path: path)
-    }
-
-    /// execvp(3)'s lookup, done in the parent: a name with a slash is used as is; otherwise the first
-    /// regular, executable file named so in `path` (the worker's PATH), the daemon's PATH, or
-    /// `defaultPath`. Only existence and mode bits are checked here; execve has the last word.
-    /// Unlike execvp, relative PATH entries (and empty ones, meaning ".") are skipped: they would be
-    /// looked up from the daemon's working directory, while the worker execs after chdir to its own.
-    /// The client controls both PATH and the name, and this runs on the one spawn thread: a name
-    /// longer than a file name can be, and PATHs past `maxSearchDirectories` entries, stop early.
-    static func resolve(_ name: String, path: String?) throws(SpawnError) -> String {
-        if name.contains("/") { return name }
-        guard name.utf8.count <= Int(NAME_MAX) else {
-            throw SpawnError(step: .exec, errno: Errno(ENAMETOOLONG), operation: "exec \(name.prefix(64))…")
-        }
-        let search = path ?? getenv("PATH").map { String(cString: $0) } ?? defaultPath
-        var sawDenied = false
-        for dir in search.split(separator: ":", omittingEmptySubsequences: false).prefix(maxSearchDirectories)
-        where dir.hasPrefix("/") {
-            let candidate = String(dir) + "/" + name
-            var st = stat()
-            guard stat(candidate, &st) == 0 else { continue }
-            guard st.st_mode & S_IFMT == S_IFREG else { continue }
-            // AT_EACCESS: checked with this thread's filesystem identity (the caller's, see
-            // CallerFilesystemIdentity), not the daemon's real uid as access(2) would.
-            if faccessat(AT_FDCWD, candidate, X_OK, AT_EACCESS) == 0 { return candidate }
-            sawDenied = true
-        }
-        throw SpawnError(step: .exec, errno: sawDenied ? .permissionDenied : .noSuchFileOrDirectory,
-                         operation: "exec \(name) (searched PATH \(search.prefix(1024)))")
-    }
-
-    /// Opens a worker's stdin (`index` 0), stdout or stderr file; called with the caller's filesystem
-    /// identity in force. Non-blocking, so that a FIFO nobody opens answers at once (ENXIO for a
-    /// writer) instead of holding the spawn thread; then refused unless it is a regular file outside
-    /// procfs (a /proc/self path opened here would be the daemon's) or /dev/null.
-    static func openStdio(_ path: String, index: Int) throws(SpawnError) -> Int32 {
-        let name = ["stdin", "stdout", "stderr"][index]
-        let flags = (index == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
-        let fd: Int32
-        do {
-            fd = try Syscall.retrying { open(path, flags, 0o666) }
-        } catch {
-            throw SpawnError(step: .stdio, errno: error, operation: "open \(name) \(path.prefix(256))")
-        }
-        let kind = np_fd_kind(fd)
-        guard kind >= 0 else {
-            let e = Errno.current
-            Syscall.close(fd)
-            throw SpawnError(step: .stdio, errno: e, operation: "fstat \(name) \(path.prefix(256))")
-        }
-        let refusal: String?
-        switch UInt32(kind) {
-        case NP_FD_REGULAR.rawValue, NP_FD_DEV_NULL.rawValue: refusal = nil
-        case NP_FD_PROC.rawValue: refusal = "a /proc file (it would be the daemon's)"
-        case NP_FD_FIFO.rawValue: refusal = "a FIFO"
-        case NP_FD_SOCKET.rawValue: refusal = "a socket"
-        case NP_FD_DEVICE.rawValue: refusal = "a device other than /dev/null"
-        default: refusal = "not a regular file"
-        }
-        if let refusal {
-            Syscall.close(fd)
-            throw SpawnError(step: .stdio, errno: .invalidArgument,
-                             operation: "open \(name) \(path.prefix(256)): \(refusal); pass it as a descriptor instead")
-        }
-        // The worker gets a blocking descriptor, as a shell's redirection would give it.
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        return fd
-    }
-
-    /// PATH entries `resolve` tries at most (a real PATH has a dozen).
-    static let maxSearchDirectories = 256
-
     /// A CPU or node set as the kernel's array of unsigned longs, at least `minimumBits` long.
     static func kernelMask(_ set: CPUSet, minimumBits: Int = 64) -> [UInt] {
         var words = set.words.map { UInt(truncatingIfNeeded: $0) }
@@ -421,113 +269,36 @@ public struct Spawner: Sendable {
         let got = getgroups(n, &list)
         return got < 0 ? [] : list.prefix(Int(got)).map { UInt32($0) }
     }
-
-    // MARK: Reports
-
-    /// Reads every record in the (non-blocking) report pipe: up to EOF, or EAGAIN when a child that
-    /// another thread is spawning still holds a copy of the write end until its own execve.
-    static func readReports(_ fd: Int32) -> [np_report] {
-        var records: [np_report] = []
-        var record = np_report()
-        let size = MemoryLayout<np_report>.size
-        while records.count < 16 {
-            let n: Int
-            do {
-                n = try Syscall.retrying { read(fd, &record, size) }
-            } catch {
-                break
-            }
-            // Records are written whole (far below PIPE_BUF), so a short read means no more records.
-            guard n == size else { break }
-            records.append(record)
-        }
-        return records
-    }
-
-    private func describe(_ step: SpawnStep, record: np_report, request: SpawnRequest, path: String,
-                          target: CPUSet, setGroups groups: [UInt32]) -> String {
-        switch step {
-        case .signals: return record.mode > 0 ? "reset the disposition of signal \(record.mode)" : "reset the signal mask"
-        case .setsid: return "setsid"
-        case .pdeathsig: return "prctl(PR_SET_PDEATHSIG, \(request.parentDeathSignal ?? 0))"
-        case .restoreAffinity: return "sched_setaffinity(saved original CPUs \(savedOriginal.cpus))"
-        case .resetMempolicy: return "set_mempolicy(default)"
-        case .setAffinity: return "sched_setaffinity(CPUs \(target))"
-        case .setMempolicy:
-            let nodes = record.mode == Int32(NP_MPOL_PREFERRED)
-                ? Array(request.placement.memory.nodes.prefix(1)) : request.placement.memory.nodes
-            let list = CPUSet(nodes.map(\.rawValue))
-            return "set_mempolicy(\(Spawner.modeName(record.mode)), \(nodes.count == 1 ? "node" : "nodes") \(list))"
-        case .setgroups: return "setgroups(\(groups.map(String.init).joined(separator: ",")))"
-        case .setgid: return "setgid(\(request.credentials?.gid ?? 0))"
-        case .setuid: return "setuid(\(request.credentials?.uid ?? 0))"
-        case .chdir: return "chdir \(request.workingDirectory ?? "")"
-        case .stdio:
-            let names = ["stdin", "stdout", "stderr"]
-            guard record.mode >= 0 && record.mode < 3 else { return "move the report pipe above stdio" }
-            return "dup2 onto \(names[Int(record.mode)])"
-        case .closeFDs: return "close_range(3, ~0)"
-        case .rlimits: return "prlimit(resource \(record.mode))"
-        case .exec: return "exec \(path)"
-        case .clone: return "clone"
-        case .prepare: return "prepare"
-        }
-    }
 }
 
-/// NUL-terminated C strings and a NULL-terminated array of pointers to them, as execve takes argv
-/// and envp, in one allocation each; freed with the object.
-final class CStringArray {
-    enum Piece {
-        /// A C string to copy as is (an `environ` entry).
-        case borrowed(UnsafePointer<CChar>)
-        case owned(String)
-    }
+/// Everything the child's configuration points at, kept alive together until np_spawn returns.
+private struct ChildBuffers {
+    let argv: CStringArray
+    let envp: CStringArray
+    let path: CStringArray
+    let cwd: CStringArray?
+    let savedMask: PinnedArray<UInt>
+    let targetMask: PinnedArray<UInt>
+    let nodeMask: PinnedArray<UInt>
+    let preferredMask: PinnedArray<UInt>
+    let groups: PinnedArray<UInt32>
+    let limits: PinnedArray<np_rlimit>
 
-    let storage: UnsafeMutableBufferPointer<CChar>
-    let pointers: UnsafeMutableBufferPointer<UnsafeMutablePointer<CChar>?>
-
-    convenience init(_ strings: [String], what: String) throws(SpawnError) {
-        try self.init(strings.map { .owned($0) }, what: what)
-    }
-
-    init(_ pieces: [Piece], what: String) throws(SpawnError) {
-        var lengths: [Int] = []
-        lengths.reserveCapacity(pieces.count)
-        for piece in pieces {
-            switch piece {
-            case .borrowed(let c): lengths.append(strlen(c))
-            case .owned(let s):
-                if s.utf8.contains(0) {
-                    throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "\(what): a NUL byte in \"\(s.prefix(64))\"")
-                }
-                lengths.append(s.utf8.count)
-            }
-        }
-        storage = .allocate(capacity: max(1, lengths.reduce(pieces.count, +)))
-        pointers = .allocate(capacity: pieces.count + 1)
-        guard let base = storage.baseAddress else { preconditionFailure("allocate returned no memory") }
-        var cursor = base
-        for (i, piece) in pieces.enumerated() {
-            pointers[i] = cursor
-            switch piece {
-            case .borrowed(let c): cursor.update(from: c, count: lengths[i])
-            case .owned(let s):
-                var s = s
-                s.withUTF8 { utf8 in
-                    utf8.withMemoryRebound(to: CChar.self) { chars in
-                        if let src = chars.baseAddress { cursor.update(from: src, count: chars.count) }
-                    }
-                }
-            }
-            cursor[lengths[i]] = 0
-            cursor += lengths[i] + 1
-        }
-        pointers[pieces.count] = nil
-    }
-
-    deinit {
-        storage.deallocate()
-        pointers.deallocate()
+    /// The pointers and sizes; an empty mask stays null, which the child reads as "not asked for".
+    func fill(_ config: inout np_spawn_config) {
+        config.path = path.pointers[0].map { UnsafePointer($0) }
+        config.argv = UnsafePointer(argv.pointers.baseAddress)
+        config.envp = UnsafePointer(envp.pointers.baseAddress)
+        config.cwd = cwd?.pointers[0].map { UnsafePointer($0) }
+        config.saved_mask = UnsafePointer(savedMask.address)
+        config.saved_mask_bytes = savedMask.count * MemoryLayout<UInt>.size
+        config.target_mask = UnsafePointer(targetMask.address)
+        config.target_mask_bytes = targetMask.count * MemoryLayout<UInt>.size
+        config.nodemask = UnsafePointer(nodeMask.address)
+        config.preferred_nodemask = UnsafePointer(preferredMask.address)
+        config.ngroups = groups.count
+        config.groups = UnsafePointer(groups.address)
+        config.nrlimits = limits.count
+        config.rlimits = UnsafePointer(limits.address)
     }
 }
