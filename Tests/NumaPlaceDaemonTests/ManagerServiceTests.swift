@@ -548,13 +548,27 @@ extension JSONValue {
         let service = ManagerService(store: store, supervisor: supervisor, hub: hub, eventSource: "none")
 
         let wait = try VarlinkCall(bytes: Array(#"{"method":"io.numaplaced.Manager.Wait","parameters":{"id":"w7"}}"#.utf8))
+        // The sink stays open so that what the cancelled Wait answered can be read: the worker as it
+        // is now, running. A Wait that ended because the worker exited would say "exited".
         for _ in 0..<3 {
             let sink = CollectingSink()
             let task = Task { await service.handle(wait, peer: Self.root, sink: sink) }
-            sink.close()
             task.cancel()
             await task.value  // hangs (until the time limit) if a cancelled Wait keeps waiting
+            #expect(sleeper.isRunning, "the worker still runs when the cancelled Wait has returned")
+            #expect(sink.all.count == 1, "a cancelled Wait answers once")
+            let answer = try Reply(try #require(sink.all.first))
+            #expect(answer.error == nil)
+            #expect(answer["worker"]?["state"] == .string("running"))
+            #expect(answer["worker"]?["pid"] == .int(Int(pid)))
         }
+        // The peer gone, as when the server cancels a hung-up connection's task: nothing is sent.
+        let gone = CollectingSink()
+        gone.close()
+        let hungUp = Task { await service.handle(wait, peer: Self.root, sink: gone) }
+        hungUp.cancel()
+        await hungUp.value
+        #expect(gone.all.isEmpty)
         #expect(sleeper.isRunning)
         #expect(try await call(#"{"method":"io.numaplaced.Manager.GetWorker","parameters":{"id":"w7"}}"#,
                                on: service)["worker"]?["state"] == .string("running"))
