@@ -76,27 +76,34 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Tier 1 and 2 of DESIGN.md: parsers, model, placement, protocol; hostile tables and fixtures.
-        .testTarget(name: "NumaPlaceCoreTests", dependencies: ["NumaPlaceCore", "NumaPlaceProtocol"]),
+        // What every test target shares: the real-machine fixtures of ../shared (found, never copied),
+        // sysfs trees written by a test, and the live host's probes and process helpers.
+        .target(name: "NumaPlaceTestSupport", dependencies: ["NumaPlaceCore"], path: "Tests/NumaPlaceTestSupport"),
+        // Tier 1 and 2 of DESIGN.md: parsers, model, placement; hostile tables and fixtures.
+        .testTarget(name: "NumaPlaceCoreTests", dependencies: ["NumaPlaceCore", "NumaPlaceProtocol", "NumaPlaceTestSupport"]),
+        // The Varlink wire: framing byte by byte, the JSON writers, the embedded interface text.
+        .testTarget(name: "NumaPlaceProtocolTests", dependencies: ["NumaPlaceProtocol"]),
         // Tier 3: real spawns, the C child, libudev, sd_notify and journald wrappers on this host.
         .testTarget(
             name: "NumaPlacePlatformTests",
             dependencies: [
-                "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim",
+                "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim", "NumaPlaceTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The daemon in memory and over a live socket; the CLI against a live daemon.
+        // The daemon in memory and over a live socket.
         .testTarget(
             name: "NumaPlaceDaemonTests",
             dependencies: [
-                "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform", "NumaPlaceDaemon",
+                "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform", "NumaPlaceDaemon", "NumaPlaceTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // numaplacectl as its users run it: the built executable against a live numaplaced.
+        .testTarget(name: "NumaPlaceCtlTests", dependencies: ["NumaPlaceProtocol", "NumaPlaceCore", "NumaPlaceTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -26,7 +26,12 @@ final class ConnectionTable: @unchecked Sendable {
 
     func count(uid: UInt32) -> Int { lock.withLock { perUser[uid, default: 0] } }
 
-    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    /// The monotonic clock that orders idle connections; tests step their own.
+    private let now: @Sendable () -> UInt64
+
+    init(now: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }) {
+        self.now = now
+    }
 
     /// Admits `channel` of `uid` if a slot is free or an idle connection can give up its own
     /// (returned, for the caller to close); refuses it when every candidate is busy. Past its share,
@@ -46,7 +51,7 @@ final class ConnectionTable: @unchecked Sendable {
             } else if slots.count >= limit {
                 guard evictIdle(where: { _ in true }) else { return (false, nil) }
             }
-            slots[ObjectIdentifier(channel)] = Slot(channel: channel, uid: uid, busy: 0, lastActive: Self.now())
+            slots[ObjectIdentifier(channel)] = Slot(channel: channel, uid: uid, busy: 0, lastActive: now())
             perUser[uid, default: 0] += 1
             return (true, evicted)
         }
@@ -63,7 +68,7 @@ final class ConnectionTable: @unchecked Sendable {
     func begin(_ channel: Channel) {
         lock.withLock {
             slots[ObjectIdentifier(channel)]?.busy += 1
-            slots[ObjectIdentifier(channel)]?.lastActive = Self.now()
+            slots[ObjectIdentifier(channel)]?.lastActive = now()
         }
     }
 
@@ -71,7 +76,7 @@ final class ConnectionTable: @unchecked Sendable {
     func end(_ channel: Channel) {
         lock.withLock {
             slots[ObjectIdentifier(channel)]?.busy -= 1
-            slots[ObjectIdentifier(channel)]?.lastActive = Self.now()
+            slots[ObjectIdentifier(channel)]?.lastActive = now()
         }
     }
 

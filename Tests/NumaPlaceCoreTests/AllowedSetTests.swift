@@ -1,5 +1,6 @@
 import Testing
 @testable import NumaPlaceCore
+import NumaPlaceTestSupport
 
 /// DESIGN.md's "saved original": the cgroup's effective cpuset, read through the root.
 @Suite("AllowedSet")

@@ -1,5 +1,6 @@
 import Testing
 @testable import NumaPlaceCore
+import NumaPlaceTestSupport
 
 /// Issue 15: a GPU's own memory as a CPU-less NUMA node (Grace-Hopper, Grace-Blackwell, POWER9 with
 /// NVLink), named by the NVIDIA driver's `numa_status` or by `numa_node`; and a spawn that aims its

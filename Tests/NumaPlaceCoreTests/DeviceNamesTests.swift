@@ -1,5 +1,6 @@
 import Testing
 @testable import NumaPlaceCore
+import NumaPlaceTestSupport
 
 /// Issue 15: what engines and container runtimes hold is a device node or a driver's name, not a PCI
 /// address: each device lists them, and any of them selects it.

@@ -1,51 +1,30 @@
 import Foundation
 import NumaPlaceCore
 import NumaPlaceProtocol
+import NumaPlaceTestSupport
 import Testing
 
-/// The real-machine trees of `../shared/fixtures/sysfs`, extracted once per test process.
+/// The real-machine fixtures (found and extracted by `FixtureLibrary`), each scanned once.
 private enum ExportFixtures {
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent() // Tests/NumaPlaceCoreTests
-        .deletingLastPathComponent().deletingLastPathComponent()                      // the repository
-        .deletingLastPathComponent().appendingPathComponent("shared/fixtures/sysfs")  // ../shared/fixtures/sysfs
+    static let names = FixtureLibrary.names
+    static var available: Bool { FixtureLibrary.isPresent }
+    static let absent = Comment(rawValue: FixtureLibrary.absentMessage)
 
-    static let names: [String] = {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return files.filter { $0.hasSuffix(".tar.gz") }.map { String($0.dropLast(7)) }.sorted()
-    }()
-
-    static var available: Bool { !names.isEmpty }
-    static let absent = Comment(rawValue: "the real-machine fixtures are absent (expected ../shared/fixtures/sysfs/*.tar.gz beside the repository)")
-
-    static let temp = FileManager.default.temporaryDirectory.appendingPathComponent("numaplace-exports-\(getpid())")
-
-    /// name → extracted root; a fixture that does not extract is missing from it (and its tests fail
-    /// with #require). The trees are removed when the test process exits.
-    static let roots: [String: SysfsRoot] = {
-        var out: [String: SysfsRoot] = [:]
-        try? FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
-        atexit { try? FileManager.default.removeItem(at: ExportFixtures.temp) }
-        for name in names {
-            let tar = Process()
-            tar.executableURL = URL(fileURLWithPath: "/bin/tar")
-            tar.arguments = ["-xzf", directory.appendingPathComponent("\(name).tar.gz").path, "-C", temp.path]
-            guard (try? tar.run()) != nil else { continue }
-            tar.waitUntilExit()
-            if tar.terminationStatus == 0 { out[name] = SysfsRoot(temp.appendingPathComponent(name).path) }
-        }
-        return out
-    }()
-
-    /// Each fixture scanned once.
-    static let inventories: [String: Inventory] = roots.mapValues { SysfsScanner(root: $0).scan() }
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var inventories: [String: Inventory] = [:]
 
     static func inventory(_ name: String) throws -> Inventory {
-        try #require(inventories[name], "fixture \(name) did not extract")
+        try lock.withLock {
+            if let done = inventories[name] { return done }
+            let scanned = SysfsScanner(root: try FixtureLibrary.root(name)).scan()
+            inventories[name] = scanned
+            return scanned
+        }
     }
 
     /// `NAME.facts.json`: what the files say, recorded independently of this code.
     static func facts(_ name: String) throws -> [String: Any] {
-        let data = try Data(contentsOf: directory.appendingPathComponent("\(name).facts.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(FixtureLibrary.directory)/\(name).facts.json"))
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NumaPlaceCore
+import NumaPlaceTestSupport
 
 /// Tier 2 of DESIGN.md: the scan of each captured machine agrees with the `*.facts.json` beside it,
 /// by the rules of `check-dump.py` (ported in `checkDump`).

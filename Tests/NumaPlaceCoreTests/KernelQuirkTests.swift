@@ -1,5 +1,6 @@
 import Testing
 @testable import NumaPlaceCore
+import NumaPlaceTestSupport
 
 /// What real kernels and captures write that the first reader got wrong (issue 15, measured on unseen
 /// machines): stray whitespace, partial device directories, distance rows over possible nodes, nodes

@@ -2,6 +2,7 @@ import Testing
 @testable import NumaPlaceCore
 @testable import NumaPlaceProtocol
 import Foundation
+import NumaPlaceTestSupport
 
 /// Issue 15: for each GPU and accelerator, the RDMA NICs nearest first, as NCCL ranks PCIe paths.
 @Suite("Nearest NICs")

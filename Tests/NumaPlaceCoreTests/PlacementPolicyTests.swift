@@ -1,5 +1,6 @@
 import Testing
 @testable import NumaPlaceCore
+import NumaPlaceTestSupport
 
 /// Placement decisions on scanned synthetic machines: targets, memory modes, admission, exclusive cores.
 @Suite("PlacementPolicy")

@@ -1,5 +1,6 @@
 import Testing
 @testable import NumaPlaceCore
+import NumaPlaceTestSupport
 
 /// The scanner over files with hostile contents: nothing traps, each bad file becomes one typed warning
 /// with the code that names what was wrong, and the locality falls back exactly as DESIGN.md says.

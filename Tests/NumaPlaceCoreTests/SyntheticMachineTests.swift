@@ -1,5 +1,6 @@
 import Testing
 @testable import NumaPlaceCore
+import NumaPlaceTestSupport
 
 /// Machines no captured tree shows, written by the tests themselves.
 @Suite("Synthetic machines")

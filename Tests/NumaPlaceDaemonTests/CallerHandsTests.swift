@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NumaPlaceProtocol
+import NumaPlaceTestSupport
 
 /// DESIGN.md, Security: the daemon acts for a caller only with the caller's hands. Each case is an
 /// attack of the 2026-12-06 review, made as a second local user over a real socket: it must fail with

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -5,9 +6,26 @@ import Testing
 
 /// `MaxConnections` and `MaxConnectionsPerUser`: who gets a slot, who gives one up, who is refused.
 @Suite struct ConnectionTableTests {
-    let table = ConnectionTable()
+    /// A clock the test steps by hand: every connection arrives one tick after the previous one, so
+    /// which one has been idle longest never depends on two real clock readings differing.
+    final class ManualClock: @unchecked Sendable {
+        private let lock = NSLock()
+        private var ticks: UInt64 = 0
+        var now: UInt64 { lock.withLock { ticks } }
+        func advance() { lock.withLock { ticks += 1 } }
+    }
+
+    let clock: ManualClock
+    let table: ConnectionTable
+
+    init() {
+        let clock = ManualClock()
+        self.clock = clock
+        table = ConnectionTable(now: { clock.now })
+    }
 
     func connect(_ uid: UInt32, limit: Int = 8, perUser: Int = 3) -> (channel: EmbeddedChannel, admitted: Bool, evicted: Channel?) {
+        clock.advance()
         let c = EmbeddedChannel()
         let r = table.admit(c, uid: uid, limit: limit, perUserLimit: perUser)
         return (c, r.admitted, r.evicted)
@@ -21,6 +39,16 @@ import Testing
         #expect(fourth.admitted)
         #expect(fourth.evicted === a[0].channel, "the user's longest-idle connection makes room")
         #expect(table.count(uid: 1000) == 3 && table.count == 3)
+    }
+
+    @Test func theConnectionIdleLongestIsTheOneGivenUp() {
+        let a = (0..<3).map { _ in connect(1000) }
+        clock.advance()
+        table.begin(a[0].channel)
+        table.end(a[0].channel)   // the oldest connection answered a call just now
+        let fourth = connect(1000)
+        #expect(fourth.admitted)
+        #expect(fourth.evicted === a[1].channel, "idle time counts from the last answer, not from the connect")
     }
 
     @Test func aUserWhoseConnectionsAreAllBusyIsRefusedAndOthersAreNot() {

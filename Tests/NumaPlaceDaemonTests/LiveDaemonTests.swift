@@ -1,96 +1,11 @@
 import CNumaPlaceShim
 import Foundation
 import NumaPlaceProtocol
+import NumaPlaceTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// What the live tests need from this machine, probed once.
-enum LiveHost {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-
-    /// The daemon built beside this test binary (any `--build-path`), else `.build/debug/numaplaced`.
-    static let binary: String = {
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            var dir = (exe as NSString).deletingLastPathComponent
-            // The test bundle on Linux is `.build/<triple>/debug/numaplacedPackageTests.xctest`.
-            for _ in 0..<2 {
-                let candidate = dir + "/numaplaced"
-                if access(candidate, X_OK) == 0 { return candidate }
-                dir = (dir as NSString).deletingLastPathComponent
-            }
-        }
-        return repository + "/.build/debug/numaplaced"
-    }()
-    static let binaryBuilt = access(binary, X_OK) == 0
-    static let isRoot = geteuid() == 0
-    /// The PyPI `varlink` client (the README's test command installs it).
-    static let pythonVarlink: Bool = (try? run(["/usr/bin/env", "python3", "-c", "import varlink"]).status) == 0
-    /// A Python for the second uid: root's pyenv under /root is not readable by other users, and
-    /// that client only needs the standard library.
-    static let systemPython: String? = ["/usr/bin/python3", "/bin/python3"].first { (p: String) in access(p, X_OK) == 0 }
-    static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { (p: String) in access(p, X_OK) == 0 }
-
-    struct Ran {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// Runs a command to completion (killed after `timeout` seconds), capturing its output.
-    static func run(_ argv: [String], timeout: Double = 120, environment: [String: String]? = nil) throws -> Ran {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("np-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        if let environment { p.environment = environment }
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = try FileHandle(forWritingTo: out)
-        p.standardError = try FileHandle(forWritingTo: err)
-        try p.run()
-        let pid = p.processIdentifier
-        let timer = DispatchWorkItem { kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-        p.waitUntilExit()
-        timer.cancel()
-        return Ran(status: p.terminationStatus,
-                   stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                   stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
-    }
-
-    static func monotonicMicroseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
-    }
-
-    static func realtimeMicroseconds() -> Int { Int(Date().timeIntervalSince1970 * 1_000_000) }
-
-    /// Writes `text` into a sysfs attribute (one write(2), as the kernel wants it).
-    static func writeAttribute(_ path: String, _ text: String) throws {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard n == bytes.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-    }
-
-    /// True while `pid` is a process that has not exited (a zombie counts as exited).
-    static func isRunning(_ pid: Int) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        let state = stat[stat.index(close, offsetBy: 2)...].prefix(1)
-        return state != "Z" && state != "X"
-    }
-}
 
 /// `numaplaced` as a subprocess on a socket in a temporary directory of its own.
 final class LiveDaemon {

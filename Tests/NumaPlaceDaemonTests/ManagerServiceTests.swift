@@ -3,6 +3,7 @@ import Logging
 import NumaPlaceCore
 import NumaPlacePlatform
 import NumaPlaceProtocol
+import NumaPlaceTestSupport
 import Testing
 @testable import NumaPlaceDaemon
 
@@ -10,12 +11,15 @@ import Testing
 /// node 1 behind a bridge, an InfiniBand NIC whose `numa_node` is -1 and whose `local_cpulist`
 /// covers every CPU (locality unknown), and a host bridge the classifier does not manage.
 final class SyntheticMachine: @unchecked Sendable {
-    let root: String
+    /// The tree, removed when this machine is released.
+    let tree: SyntheticRoot
+    var root: String { tree.path }
     static let gpu = "0000:3b:00.0"
     static let nic = "0000:5e:00.0"
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("np-synthetic-\(UUID().uuidString)").path
+        tree = try SyntheticRoot()
+        chmod(tree.path, 0o755)   // readable by the other uids the tests spawn as, as the temporary directory is
         write("sys/devices/system/cpu/online", "0-3\n")
         write("sys/devices/system/cpu/possible", "0-3\n")
         for (node, cpus, distance) in [(0, "0-1", "10 21"), (1, "2-3", "21 10")] {
@@ -33,12 +37,7 @@ final class SyntheticMachine: @unchecked Sendable {
 
     func path(_ relative: String) -> String { root + "/" + relative }
 
-    func write(_ relative: String, _ text: String) {
-        let p = path(relative)
-        try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent,
-                                                 withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
-    }
+    func write(_ relative: String, _ text: String) { try? tree.write(relative, text) }
 
     /// Lays a device out as the kernel does: a directory under `sys/devices` and a link to it in
     /// `sys/bus/pci/devices` (the scanner reads the bridges above it from the link).
@@ -50,9 +49,7 @@ final class SyntheticMachine: @unchecked Sendable {
                               ("local_cpulist", localCPUs)] {
             write("\(dir)/\(file)", value + "\n")
         }
-        try FileManager.default.createDirectory(atPath: path("sys/bus/pci/devices"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: path("sys/bus/pci/devices/\(address)"),
-                                                   withDestinationPath: "../../../" + dir.dropFirst(4))
+        try tree.symlink("sys/bus/pci/devices/\(address)", to: "../../../" + dir.dropFirst(4))
     }
 
     /// Removes the device the way a hot-unplug does: both the link and the directory go.
@@ -71,8 +68,6 @@ final class SyntheticMachine: @unchecked Sendable {
     func setDeviceFile(_ address: String, _ file: String, _ text: String) throws {
         #expect(FileManager.default.createFile(atPath: try deviceFile(address, file), contents: Data(text.utf8)))
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: root) }
 }
 
 /// A ReplySink that keeps every message and hands them out in order to an async reader.
@@ -553,13 +548,27 @@ extension JSONValue {
         let service = ManagerService(store: store, supervisor: supervisor, hub: hub, eventSource: "none")
 
         let wait = try VarlinkCall(bytes: Array(#"{"method":"io.numaplaced.Manager.Wait","parameters":{"id":"w7"}}"#.utf8))
+        // The sink stays open so that what the cancelled Wait answered can be read: the worker as it
+        // is now, running. A Wait that ended because the worker exited would say "exited".
         for _ in 0..<3 {
             let sink = CollectingSink()
             let task = Task { await service.handle(wait, peer: Self.root, sink: sink) }
-            sink.close()
             task.cancel()
             await task.value  // hangs (until the time limit) if a cancelled Wait keeps waiting
+            #expect(sleeper.isRunning, "the worker still runs when the cancelled Wait has returned")
+            #expect(sink.all.count == 1, "a cancelled Wait answers once")
+            let answer = try Reply(try #require(sink.all.first))
+            #expect(answer.error == nil)
+            #expect(answer["worker"]?["state"] == .string("running"))
+            #expect(answer["worker"]?["pid"] == .int(Int(pid)))
         }
+        // The peer gone, as when the server cancels a hung-up connection's task: nothing is sent.
+        let gone = CollectingSink()
+        gone.close()
+        let hungUp = Task { await service.handle(wait, peer: Self.root, sink: gone) }
+        hungUp.cancel()
+        await hungUp.value
+        #expect(gone.all.isEmpty)
         #expect(sleeper.isRunning)
         #expect(try await call(#"{"method":"io.numaplaced.Manager.GetWorker","parameters":{"id":"w7"}}"#,
                                on: service)["worker"]?["state"] == .string("running"))

@@ -5,6 +5,7 @@ import NumaPlaceCore
 import NumaPlacePlatform
 import NumaPlaceProtocol
 import Testing
+import NumaPlaceTestSupport
 
 /// DESIGN.md, Security: nothing the daemon trusts is writable by others (review finding 3: a forged
 /// `workers.log` in a user-writable state directory made the daemon adopt a root process as the

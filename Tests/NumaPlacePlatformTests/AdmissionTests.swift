@@ -4,6 +4,7 @@ import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
 import Testing
+import NumaPlaceTestSupport
 
 extension PlatformTests {
     /// Strict admission fails on what the kernel refuses; best-effort degrades and says how.

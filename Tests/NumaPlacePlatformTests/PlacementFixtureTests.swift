@@ -1,19 +1,13 @@
 import Foundation
 import NumaPlaceCore
+import NumaPlaceTestSupport
 import Testing
 
-/// The real-machine sysfs trees of `../shared/fixtures/sysfs` (DESIGN.md, testing tier 2).
+/// The real-machine fixtures (found and extracted by `FixtureLibrary`), each scanned once with its
+/// allowed set (DESIGN.md, testing tier 2).
 enum Fixtures {
-    /// `<repository>/../shared/fixtures/sysfs`, from this file's path.
-    static let folder = Scratch.testsDir.deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("shared/fixtures/sysfs").standardizedFileURL.path
-
-    static var present: Bool { !names.isEmpty }
-
-    static let names: [String] = {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        return files.filter { $0.hasSuffix(".tar.gz") }.map { String($0.dropLast(".tar.gz".count)) }.sorted()
-    }()
+    static var present: Bool { FixtureLibrary.isPresent }
+    static let names = FixtureLibrary.names
 
     struct Machine {
         var inventory: Inventory
@@ -23,15 +17,12 @@ enum Fixtures {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var cache: [String: Machine] = [:]
 
-    /// Unpacks `name.tar.gz` into the scratch directory (once) and scans it.
+    /// Fixture `name` scanned, the first time it is asked for.
     static func machine(_ name: String) throws -> Machine {
         lock.lock()
         defer { lock.unlock() }
         if let m = cache[name] { return m }
-        let dest = Scratch.dir + "/fixtures"
-        try FileManager.default.createDirectory(atPath: dest, withIntermediateDirectories: true)
-        try runTool(["tar", "-xzf", folder + "/" + name + ".tar.gz", "-C", dest]).get()
-        let root = SysfsRoot(dest + "/" + name)
+        let root = try FixtureLibrary.root(name)
         let inventory = SysfsScanner(root: root).scan()
         var warnings: [ScanWarning] = []
         let allowed = AllowedSet.read(root: root, topology: inventory.topology, warnings: &warnings)
@@ -45,7 +36,7 @@ extension PlatformTests {
     /// Placement policy tables over captured machines: exclusive cores never overlap, keep SMT
     /// siblings together, stay on the target's node, and strict fails / best-effort degrades when
     /// the node is full or the allowed set excludes it.
-    @Suite(.enabled(if: Fixtures.present, "skipped: no fixtures in ../shared/fixtures/sysfs (the shared folder is absent)"))
+    @Suite(.enabled(if: Fixtures.present, Comment(rawValue: FixtureLibrary.absentMessage)))
     struct PlacementFixtureTests {
         /// The whole cores of `cpus` (every sibling inside), as the policy must hand them out.
         static func wholeCores(_ topology: Topology, within cpus: CPUSet) -> [CPUSet] {

@@ -2,17 +2,24 @@ import Foundation
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceTestSupport
 import Testing
 
 extension PlatformTests {
     /// PlacementReader over a synthetic procfs: the same code that reads the live host.
     @Suite struct PlacementReaderTests {
-        static func root(status: String?, numaMaps: String?) throws -> SysfsRoot {
-            let dir = Scratch.dir + "/proc-\(UInt32.random(in: 0...UInt32.max))"
-            try FileManager.default.createDirectory(atPath: dir + "/proc/4242", withIntermediateDirectories: true)
-            if let status { try status.write(toFile: dir + "/proc/4242/status", atomically: false, encoding: .utf8) }
-            if let numaMaps { try numaMaps.write(toFile: dir + "/proc/4242/numa_maps", atomically: false, encoding: .utf8) }
-            return SysfsRoot(dir)
+        /// The trees this test wrote, removed with it: a `SyntheticRoot` removes its tree when
+        /// released, and a reader holds only the path.
+        final class Trees: @unchecked Sendable { var all: [SyntheticRoot] = [] }
+        let trees = Trees()
+
+        func root(status: String?, numaMaps: String?) throws -> SysfsRoot {
+            let tree = try SyntheticRoot()
+            trees.all.append(tree)
+            try tree.mkdir("proc/4242")
+            if let status { try tree.write("proc/4242/status", status) }
+            if let numaMaps { try tree.write("proc/4242/numa_maps", numaMaps) }
+            return tree.root
         }
 
         static let status = "Name:\tworker\nCpus_allowed:\tf0\nCpus_allowed_list:\t4-7\nMems_allowed:\t00000000,00000003\nMems_allowed_list:\t0-1\n"
@@ -27,7 +34,7 @@ extension PlatformTests {
             ("5600 prefer (many):0-1 file=/x\n", "preferred", CPUSet([0, 1]), .some(.preferred)),
         ])
         func policies(_ line: String, _ name: String, _ nodes: CPUSet, _ mode: MemoryPolicyMode?) throws {
-            let applied = try PlacementReader(root: Self.root(status: Self.status, numaMaps: line)).read(pid: 4242)
+            let applied = try PlacementReader(root: root(status: Self.status, numaMaps: line)).read(pid: 4242)
             #expect(applied.cpus == CPUSet(4...7))
             #expect(applied.cpusetMems == [0, 1])
             #expect(applied.memoryPolicy == name)
@@ -37,21 +44,21 @@ extension PlatformTests {
 
         @Test("hostile or missing files are typed errors, never traps")
         func hostile() throws {
-            let noMaps = try Self.root(status: Self.status, numaMaps: "")
+            let noMaps = try root(status: Self.status, numaMaps: "")
             #expect(throws: PlacementReadError.self) { try PlacementReader(root: noMaps).read(pid: 4242) }
 
-            let noField = try Self.root(status: "Name:\tx\n", numaMaps: "1 default\n")
+            let noField = try root(status: "Name:\tx\n", numaMaps: "1 default\n")
             #expect(throws: PlacementReadError.malformed(path: "proc/4242/status", reason: "no Cpus_allowed_list")) {
                 try PlacementReader(root: noField).read(pid: 4242)
             }
 
-            let badList = try Self.root(status: "Cpus_allowed_list:\t7-3\n", numaMaps: "1 default\n")
+            let badList = try root(status: "Cpus_allowed_list:\t7-3\n", numaMaps: "1 default\n")
             #expect(throws: PlacementReadError.self) { try PlacementReader(root: badList).read(pid: 4242) }
 
-            let nul = try Self.root(status: "Cpus_allowed_list:\t0\u{0}-3\n", numaMaps: "1 default\n")
+            let nul = try root(status: "Cpus_allowed_list:\t0\u{0}-3\n", numaMaps: "1 default\n")
             #expect(throws: PlacementReadError.self) { try PlacementReader(root: nul).read(pid: 4242) }
 
-            let gone = try Self.root(status: nil, numaMaps: nil)
+            let gone = try root(status: nil, numaMaps: nil)
             do {
                 _ = try PlacementReader(root: gone).read(pid: 4242)
                 Issue.record("read a vanished process")

@@ -3,6 +3,7 @@ import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
 import Testing
+import NumaPlaceTestSupport
 
 extension PlatformTests {
     /// Every way a spawn can fail comes back as a typed error naming the step and the errno, the

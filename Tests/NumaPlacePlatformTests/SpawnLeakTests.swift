@@ -3,6 +3,7 @@ import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
 import Testing
+import NumaPlaceTestSupport
 
 extension PlatformTests {
     @Suite struct SpawnLeakTests {

@@ -4,6 +4,7 @@ import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
 import Testing
+import NumaPlaceTestSupport
 
 extension PlatformTests {
     /// The seed bug: a daemon thread pinned to one CPU with MPOL_BIND passed both to its workers.

@@ -3,36 +3,12 @@ import Foundation
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceTestSupport
 import Testing
 
 /// Every test of this target runs under this one serialized suite: the leak tests count the
 /// process's descriptors and children, which a concurrently running spawn test would disturb.
 @Suite(.serialized) struct PlatformTests {}
-
-/// The live host, scanned once.
-enum LiveHost {
-    static let root = SysfsRoot("/")
-    static let inventory: Inventory = SysfsScanner(root: root).scan()
-    static let allowed: AllowedSet = {
-        var warnings: [ScanWarning] = []
-        return AllowedSet.read(root: root, topology: inventory.topology, warnings: &warnings)
-    }()
-    static var isRoot: Bool { geteuid() == 0 }
-    static var firstNode: NUMANodeID? { inventory.topology.nodes.first { $0.hasCPUs }?.id }
-
-    /// The placement Core decides for a node target.
-    static func decision(node: NUMANodeID, memory: MemoryPolicyMode,
-                         admission: Admission = .strict) throws -> PlacementDecision {
-        try PlacementPolicy.decide(PlacementRequest(target: .node(node), memory: memory, admission: admission),
-                                   inventory: inventory, allowed: allowed, reserved: CPUSet())
-    }
-
-    /// A placement with no CPU target and the default memory policy.
-    static func anywhere() throws -> PlacementDecision {
-        try PlacementPolicy.decide(PlacementRequest(target: .anywhere, memory: .none),
-                                   inventory: inventory, allowed: allowed, reserved: CPUSet())
-    }
-}
 
 /// Files the tests make: the probe, compiled once, and scratch files, in one temporary directory.
 enum Scratch {

@@ -4,6 +4,7 @@ import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
 import Testing
+import NumaPlaceTestSupport
 
 extension PlatformTests {
     /// The thin wrappers other parts of the daemon call directly.

@@ -1,83 +1,9 @@
 import Foundation
+import NumaPlaceTestSupport
 @testable import NumaPlaceCore
 
-/// The real-machine sysfs trees of `../shared/fixtures/sysfs` (beside the repository), each extracted
-/// once per test run into a temporary directory that is removed when the test process exits.
-enum FixtureLibrary {
-    /// `<repo>/../shared/fixtures/sysfs`, found from this file's own path.
-    static let directory: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }   // NumaPlaceCoreTests, Tests, <repo>
-        return url.deletingLastPathComponent().appendingPathComponent("shared/fixtures/sysfs").standardizedFileURL.path
-    }()
-
-    static let isPresent: Bool = FileManager.default.fileExists(atPath: directory)
-
-    static let absentMessage = "\(directory) is absent: real-machine fixture tests skipped"
-
-    /// Fixture names: every `NAME.facts.json` in the folder (each must have its `NAME.tar.gz`).
-    static let names: [String] = {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
-            print("SKIP: \(absentMessage)")
-            return []
-        }
-        return entries.filter { $0.hasSuffix(".facts.json") }.map { String($0.dropLast(".facts.json".count)) }.sorted()
-    }()
-
-    /// The extraction directory: created, filled and registered for removal on first use.
-    private static let extractionBase: String = {
-        var template = Array((scratchDirectory + "numaplace-fixtures-XXXXXX").utf8CString)
-        let base = mkdtemp(&template).map { String(cString: $0) } ?? scratchDirectory + "numaplace-fixtures-\(getpid())"
-        extractionBaseForCleanup = base
-        atexit {
-            if let base = FixtureLibrary.extractionBaseForCleanup { try? FileManager.default.removeItem(atPath: base) }
-        }
-        return base
-    }()
-    nonisolated(unsafe) private static var extractionBaseForCleanup: String?
-
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var extracted: [String: Result<String, ExtractionError>] = [:]
-
-    struct ExtractionError: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    /// The root of fixture `name`, extracting its tarball with `/bin/tar` the first time it is asked for.
-    static func root(_ name: String) throws -> SysfsRoot {
-        lock.lock()
-        defer { lock.unlock() }
-        if let done = extracted[name] { return SysfsRoot(try done.get()) }
-        let result = extract(name)
-        extracted[name] = result
-        return SysfsRoot(try result.get())
-    }
-
-    private static func extract(_ name: String) -> Result<String, ExtractionError> {
-        let tarball = "\(directory)/\(name).tar.gz"
-        guard FileManager.default.fileExists(atPath: tarball) else {
-            return .failure(ExtractionError(description: "\(tarball) is missing beside its facts.json"))
-        }
-        let destination = "\(extractionBase)/\(name)"
-        do {
-            try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
-            let tar = Process()
-            tar.executableURL = URL(fileURLWithPath: "/bin/tar")
-            tar.arguments = ["-xzf", tarball, "-C", destination, "--no-same-owner"]
-            tar.standardOutput = FileHandle.nullDevice
-            try tar.run()
-            tar.waitUntilExit()
-            guard tar.terminationStatus == 0 else {
-                return .failure(ExtractionError(description: "/bin/tar -xzf \(tarball) exited \(tar.terminationStatus)"))
-            }
-        } catch {
-            return .failure(ExtractionError(description: "extracting \(tarball): \(error)"))
-        }
-        // Each tarball unpacks to NAME/; accept a tarball whose files sit at the top level too.
-        let nested = "\(destination)/\(name)"
-        return .success(FileManager.default.fileExists(atPath: "\(nested)/sys") ? nested : destination)
-    }
-
+extension FixtureLibrary {
+    /// What `NAME.facts.json` records about fixture `name`, independently of this code.
     static func facts(_ name: String) throws -> MachineFacts {
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).facts.json"))
         return try JSONDecoder().decode(MachineFacts.self, from: data)

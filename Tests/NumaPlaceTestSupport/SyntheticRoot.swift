@@ -1,5 +1,5 @@
 import Foundation
-@testable import NumaPlaceCore
+import NumaPlaceCore
 
 /// A sysfs/procfs tree written by a test into its own temporary directory, laid out as the kernel lays
 /// it out: `sys/devices/system/node/nodeN/{cpulist,meminfo,distance}`, `sys/devices/system/cpu/...`,
@@ -7,11 +7,11 @@ import Foundation
 /// `sys/bus/pci/devices/ADDR` symlink pointing into them, and `proc/self/cgroup` with cgroup cpuset files.
 ///
 /// The directory is removed when the value is released, so each test owns a tree no other test sees.
-final class SyntheticRoot {
-    let path: String
-    var root: SysfsRoot { SysfsRoot(path) }
+public final class SyntheticRoot {
+    public let path: String
+    public var root: SysfsRoot { SysfsRoot(path) }
 
-    init() throws {
+    public init() throws {
         var template = Array((scratchDirectory + "numaplace-synth-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: "mkdtemp failed: errno \(errno)"])
@@ -23,33 +23,33 @@ final class SyntheticRoot {
 
     private func absolute(_ relative: String) -> String { path + "/" + relative }
 
-    func mkdir(_ relative: String) throws {
+    public func mkdir(_ relative: String) throws {
         try FileManager.default.createDirectory(atPath: absolute(relative), withIntermediateDirectories: true)
     }
 
     /// Writes `contents` as UTF-8 (or raw bytes), creating parent directories.
-    func write(_ relative: String, _ contents: String) throws { try write(relative, bytes: Array(contents.utf8)) }
+    public func write(_ relative: String, _ contents: String) throws { try write(relative, bytes: Array(contents.utf8)) }
 
-    func write(_ relative: String, bytes: [UInt8]) throws {
+    public func write(_ relative: String, bytes: [UInt8]) throws {
         let full = absolute(relative)
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
         try Data(bytes).write(to: URL(fileURLWithPath: full))
     }
 
-    func symlink(_ relative: String, to target: String) throws {
+    public func symlink(_ relative: String, to target: String) throws {
         let full = absolute(relative)
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: full, withDestinationPath: target)
     }
 
-    func remove(_ relative: String) throws { try FileManager.default.removeItem(atPath: absolute(relative)) }
+    public func remove(_ relative: String) throws { try FileManager.default.removeItem(atPath: absolute(relative)) }
 
     // MARK: Topology
 
     /// One node directory. `distances` is the SLIT row in the order of the node ids the test writes.
-    func node(_ id: Int, cpus: String, memoryKB: UInt64?, distances: [Int]?) throws {
+    public func node(_ id: Int, cpus: String, memoryKB: UInt64?, distances: [Int]?) throws {
         let dir = "sys/devices/system/node/node\(id)"
         try mkdir(dir)
         try write("\(dir)/cpulist", cpus + "\n")
@@ -65,7 +65,7 @@ final class SyntheticRoot {
     }
 
     /// `cpu/online`, `cpu/possible`, and `thread_siblings_list` for every CPU of every sibling group.
-    func cpus(online: String, possible: String? = nil, siblings: [[Int]]) throws {
+    public func cpus(online: String, possible: String? = nil, siblings: [[Int]]) throws {
         let dir = "sys/devices/system/cpu"
         try write("\(dir)/online", online + "\n")
         try write("\(dir)/possible", (possible ?? online) + "\n")
@@ -77,7 +77,7 @@ final class SyntheticRoot {
 
     /// A plain machine: `nodes` (id, CPUs, memory kB), distances 10 on the diagonal and `remote`
     /// elsewhere, one sibling pair per two consecutive CPUs of each node (or singletons with `smt: false`).
-    func machine(nodes: [(id: Int, cpus: [Int], memoryKB: UInt64)], remote: Int = 20, smt: Bool = true) throws {
+    public func machine(nodes: [(id: Int, cpus: [Int], memoryKB: UInt64)], remote: Int = 20, smt: Bool = true) throws {
         let ids = nodes.map(\.id)
         var all: [Int] = []
         var groups: [[Int]] = []
@@ -100,7 +100,7 @@ final class SyntheticRoot {
     /// `sys/bus/pci/devices/<address>` symlink the kernel creates. Bridges get their own directories
     /// (class 0x060400) and symlinks. A nil file argument leaves that file out.
     @discardableResult
-    func pciDevice(_ address: String, bridges: [String] = [], classCode: String? = "0x030200",
+    public func pciDevice(_ address: String, bridges: [String] = [], classCode: String? = "0x030200",
                    vendor: String? = "0x10de", device: String? = "0x2330", numaNode: String? = "-1",
                    localCPUList: String? = nil, localCPUs: String? = nil, driver: String? = nil) throws -> String {
         let hostBridge = "pci" + (address.split(separator: ":").dropLast().joined(separator: ":"))
@@ -136,7 +136,7 @@ final class SyntheticRoot {
     // MARK: cgroups
 
     /// cgroup v2: `proc/self/cgroup` is `0::PATH` and the cpuset files live under `sys/fs/cgroup/PATH`.
-    func cgroupV2(path cgroupPath: String, cpus: String?, mems: String?) throws {
+    public func cgroupV2(path cgroupPath: String, cpus: String?, mems: String?) throws {
         try write("proc/self/cgroup", "0::\(cgroupPath)\n")
         let dir = "sys/fs/cgroup" + (cgroupPath == "/" ? "" : cgroupPath)
         try mkdir(dir)
@@ -145,7 +145,7 @@ final class SyntheticRoot {
     }
 
     /// cgroup v1: a `cpuset` hierarchy line and `sys/fs/cgroup/cpuset/PATH/cpuset.effective_{cpus,mems}`.
-    func cgroupV1(path cgroupPath: String, cpus: String?, mems: String?) throws {
+    public func cgroupV1(path cgroupPath: String, cpus: String?, mems: String?) throws {
         try write("proc/self/cgroup", """
             12:memory:/user.slice
             5:cpu,cpuacct:/user.slice
@@ -162,7 +162,7 @@ final class SyntheticRoot {
 
     // MARK: Scanning
 
-    func scan(_ classifier: DeviceClassifier = DeviceClassifier(),
+    public func scan(_ classifier: DeviceClassifier = DeviceClassifier(),
               overrides: [PCIAddress: NUMANodeID] = [:]) -> Inventory {
         SysfsScanner(root: root, classifier: classifier, nodeOverrides: overrides).scan()
     }
@@ -171,7 +171,7 @@ final class SyntheticRoot {
 /// Where tests write their trees: `/dev/shm` when it is a writable tmpfs with room (a few thousand
 /// small files there take milliseconds; on this project's virtual disks they take seconds), else the
 /// usual temporary directory.
-let scratchDirectory: String = {
+public let scratchDirectory: String = {
     var fs = statvfs()
     if access("/dev/shm", W_OK) == 0, statvfs("/dev/shm", &fs) == 0,
        UInt64(fs.f_bavail) * UInt64(fs.f_frsize) >= 1 << 30 {
@@ -180,20 +180,3 @@ let scratchDirectory: String = {
     let tmp = NSTemporaryDirectory()
     return tmp.hasSuffix("/") ? tmp : tmp + "/"
 }()
-
-/// Shorthands for tests: literal ids and addresses that are known to be valid.
-func node(_ id: Int) -> NUMANodeID {
-    guard let n = NUMANodeID(rawValue: id) else { preconditionFailure("test node id \(id) out of range") }
-    return n
-}
-
-func pci(_ text: String) -> PCIAddress {
-    do { return try PCIAddress(parsing: text) } catch { preconditionFailure("test address \(text): \(error)") }
-}
-
-func cpuset(_ list: String) -> CPUSet {
-    do { return try CPUSet(cpulist: list) } catch { preconditionFailure("test cpulist \(list): \(error)") }
-}
-
-/// A classifier that manages every PCI function (as an accelerator), to see all devices' localities.
-let everyDeviceClassifier = DeviceClassifier(rules: [ClassificationRule(kind: .accelerator)])

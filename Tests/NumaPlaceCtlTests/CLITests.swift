@@ -1,6 +1,7 @@
 import Foundation
 import NumaPlaceCore
 import NumaPlaceProtocol
+import NumaPlaceTestSupport
 import Testing
 
 /// What one numaplacectl run printed and how it exited.
@@ -20,22 +21,10 @@ private struct CLIRun: CustomStringConvertible {
 /// Runs the built numaplaced and numaplacectl as subprocesses: one daemon per test on a socket in a
 /// temporary directory, readiness taken from its READY=1 on a test NOTIFY_SOCKET (no sleeping).
 private final class CLIHarness {
-    /// The directory holding both executables: next to the test bundle (what `swift build` and
-    /// `swift test` produce), else `.build/debug` of this checkout.
-    static let binaries: URL? = {
-        var candidates: [URL] = []
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".build/debug"))
-        return candidates.first { dir in
-            ["numaplaced", "numaplacectl"].allSatisfy {
-                FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent($0).path)
-            }
-        }
-    }()
+    /// The directory holding both executables (see `LiveHost.buildDirectories`).
+    static let binaries: URL? = LiveHost.buildDirectory(holding: ["numaplaced", "numaplacectl"]).map {
+        URL(fileURLWithPath: $0)
+    }
 
     static var available: Bool { binaries != nil }
     static let missing = Comment(rawValue: "numaplaced and numaplacectl are not built next to the test bundle or in .build/debug: run `swift build` before `swift test`")
@@ -175,24 +164,11 @@ private final class NotifyListener {
     }
 }
 
-/// The fixture tarball a captured-machine daemon serves.
+/// The captured machine a daemon serves (found and extracted by `FixtureLibrary`).
 private enum CLIFixture {
     static let name = "hwloc-32em64t-2n8c+1mic"
-    static let tarball = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("shared/fixtures/sysfs/\(name).tar.gz")
-    static var available: Bool { CLIHarness.available && FileManager.default.fileExists(atPath: tarball.path) }
-    static let absent = Comment(rawValue: "needs the built binaries and ../shared/fixtures/sysfs/\(name).tar.gz")
-
-    static func extract(into dir: URL) throws -> String {
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/bin/tar")
-        tar.arguments = ["-xzf", tarball.path, "-C", dir.path]
-        try tar.run()
-        tar.waitUntilExit()
-        try #require(tar.terminationStatus == 0, "tar could not extract \(tarball.path)")
-        return dir.appendingPathComponent(name).path
-    }
+    static var available: Bool { CLIHarness.available && FixtureLibrary.has(name) }
+    static let absent = Comment(rawValue: "needs the built binaries and \(FixtureLibrary.tarball(name))")
 }
 
 @Suite("numaplacectl against a live daemon")
@@ -202,8 +178,7 @@ struct CLITests {
     /// The daemon serves the 2-node Xeon with a Xeon Phi (node 1, CPUs 8-15) and an ASPEED VGA (node 0).
     @Test(.enabled(if: CLIFixture.available, CLIFixture.absent))
     func queriesOnACapturedMachine() throws {
-        let scratch = try CLIHarness(daemon: false)
-        let root = try CLIFixture.extract(into: scratch.dir)
+        let root = try FixtureLibrary.path(CLIFixture.name)
         let h = try CLIHarness(sysfsRoot: root)
 
         let status = try h.ctl(["--json", "status"])
