@@ -20,7 +20,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
-        // System libraries, found through pkg-config; apt names the Debian package to install.
+        // System libraries, found through pkg-config; apt names the Debian package to install. libnuma
+        // is the live-host tests' independent reading of the topology only (docs/architecture.md says why
+        // the daemon reads sysfs itself).
         .systemLibrary(name: "CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
@@ -38,7 +40,7 @@ let package = Package(
         .target(
             name: "NumaPlacePlatform",
             dependencies: [
-                "NumaPlaceCore", "CNumaPlaceShim", "CNuma", "CSystemd", "CUdev",
+                "NumaPlaceCore", "CNumaPlaceShim", "CSystemd", "CUdev",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -87,7 +89,7 @@ let package = Package(
         .testTarget(
             name: "NumaPlacePlatformTests",
             dependencies: [
-                "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim", "NumaPlaceTestSupport",
+                "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim", "CNuma", "NumaPlaceTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
