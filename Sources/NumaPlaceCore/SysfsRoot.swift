@@ -59,8 +59,8 @@ public struct SysfsRoot: Hashable, Sendable {
 
     /// Reads the first line of a file (without its newline), at most `limit` bytes of it, in small
     /// reads. For generated files whose every record costs the kernel work: `/proc/<pid>/numa_maps`
-    /// walks a mapping's pages for each line, and a 4 KiB read made it generate a dozen lines to
-    /// return one (about 20 µs more per spawn on the benchmark host).
+    /// walks a mapping's pages for each line, and a 4 KiB read would make it generate a dozen lines
+    /// to return one.
     public func readFirstLine(_ relative: String, limit: Int = 4096) throws(ReadError) -> String {
         let fd = open(absolute(relative), O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw ReadError(path: relative, errno: errno) }

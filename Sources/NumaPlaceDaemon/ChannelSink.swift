@@ -17,8 +17,8 @@ import Glibc
 
 /// Writes replies to a NIO channel, counting the messages and bytes the peer has not taken yet.
 /// A peer that lets more than `maxPendingBytes` pile up has stopped reading (or reads too slowly to
-/// be served): its connection is closed, which frees what NIO held for it. Counting messages alone let
-/// 8 Monitor clients that never read hold 2 GB of events carrying 240 KiB argvs.
+/// be served): its connection is closed, which frees what NIO held for it. A count of messages alone
+/// would not bound memory: one event can carry a worker's whole argv.
 final class ChannelSink: ReplySink, @unchecked Sendable {
     private let channel: Channel
     private let maxPending: Int

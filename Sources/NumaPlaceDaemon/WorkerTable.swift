@@ -24,7 +24,7 @@ struct WorkerTable {
     private(set) var order: [String] = []
     /// The running workers' ids and the number of exited entries kept. Spawns, exits and status
     /// lines read these instead of scanning the table, which also holds up to `exitedHistory` exited
-    /// workers: with 1,024 of them, the scans cost about 2 ms of daemon CPU per spawn.
+    /// workers: a scan per spawn would make the cost of a spawn grow with the history.
     private(set) var running: Set<String> = []
     private(set) var exitedCount = 0
     /// Exited entries kept per uid, and the bytes of their argvs (`exitedHistoryPerUser`).
