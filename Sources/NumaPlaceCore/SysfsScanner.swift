@@ -70,14 +70,7 @@ public struct SysfsScanner: Sendable {
         if nodeIDs.isEmpty {
             // A kernel built without NUMA has no node directory: the whole machine is node 0.
             warnings.append(ScanWarning(.missing, path: Self.nodeDir, "no NUMA nodes; treating the machine as node 0"))
-            var mem: UInt64 = 0
-            do {
-                mem = try SysfsParsers.memTotal(try root.read("proc/meminfo"))
-            } catch let e as SysfsRoot.ReadError {
-                warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "proc/meminfo", e.description))
-            } catch {
-                warnings.append(ScanWarning(.forParseError(error), path: "proc/meminfo", "\(error)"))
-            }
+            let mem = readMemTotal("proc/meminfo", warnings: &warnings)
             let id = NUMANodeID(rawValue: 0)!
             nodes = [NUMANode(id: id, cpus: online ?? presentCPUs(), memoryBytes: mem, distances: [id: 10])]
         } else {
@@ -103,14 +96,7 @@ public struct SysfsScanner: Sendable {
         } else if let mask = readCPUSet("\(dir)/cpumap", mask: true, warnings: &warnings) {
             cpus = mask
         }
-        var memory: UInt64 = 0
-        do {
-            memory = try SysfsParsers.memTotal(try root.read("\(dir)/meminfo"))
-        } catch let e as SysfsRoot.ReadError {
-            warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: "\(dir)/meminfo", e.description))
-        } catch {
-            warnings.append(ScanWarning(.forParseError(error), path: "\(dir)/meminfo", "\(error)"))
-        }
+        let memory = readMemTotal("\(dir)/meminfo", warnings: &warnings)
         var distances: [NUMANodeID: Int] = [:]
         do {
             let row = try SysfsParsers.distances(try root.read("\(dir)/distance"))
@@ -170,6 +156,18 @@ public struct SysfsScanner: Sendable {
     /// Firmware that gives several nodes the same CPUs (a broken SRAT, or nodes that really share
     /// CPUs): the CPU lists are kept as the kernel wrote them, and each overlap is a warning, once per
     /// pair, on the later node.
+    /// `MemTotal` of a meminfo file in bytes; 0 with a warning when it cannot be read or parsed.
+    func readMemTotal(_ path: String, warnings: inout [ScanWarning]) -> UInt64 {
+        do {
+            return try SysfsParsers.memTotal(try root.read(path))
+        } catch let e as SysfsRoot.ReadError {
+            warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: path, e.description))
+        } catch {
+            warnings.append(ScanWarning(.forParseError(error), path: path, "\(error)"))
+        }
+        return 0
+    }
+
     func warnSharedCPUs(_ nodes: [NUMANode], warnings: inout [ScanWarning]) {
         for (i, node) in nodes.enumerated() {
             for earlier in nodes[..<i] {
