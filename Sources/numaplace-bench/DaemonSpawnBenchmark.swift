@@ -5,6 +5,13 @@ import NumaPlaceCore
 import NumaPlacePlatform
 import NumaPlaceProtocol
 
+/// The daemon a benchmark talks to and what it spawns there.
+struct DaemonTarget: ParsableArguments {
+    @Option(help: "The daemon's socket.") var socket: String
+    @Option(help: "NUMA node (default: the first with CPUs).") var node: Int?
+    @Option(help: "The program.") var program: String = "/bin/true"
+}
+
 /// The node a benchmark places on: the one asked for, or the daemon's first node with CPUs.
 func benchmarkNode(_ client: VarlinkClient, _ asked: Int?) throws -> (id: Int, cpus: String) {
     let topology = try client.call("io.numaplaced.Manager.GetTopology", Empty(), as: Manager.GetTopologyReply.self)
@@ -30,15 +37,14 @@ struct DaemonSpawnBenchmark: ParsableCommand {
         abstract: "Spawn round trip through numaplaced vs posix_spawn of numactl vs bare posix_spawn."
     )
 
-    @Option(help: "The daemon's socket.") var socket: String
+    @OptionGroup var target: DaemonTarget
     @Option(help: "Samples per method.") var iterations: Int = 1000
     @Option(help: "Unmeasured rounds first.") var warmup: Int = 50
-    @Option(help: "NUMA node (default: the first with CPUs).") var node: Int?
-    @Option(help: "The program.") var program: String = "/bin/true"
 
     func run() throws {
-        let client = try VarlinkClient(path: socket)
-        let (nodeID, nodeCPUs) = try benchmarkNode(client, node)
+        let program = target.program
+        let client = try VarlinkClient(path: target.socket)
+        let (nodeID, nodeCPUs) = try benchmarkNode(client, target.node)
         guard let numactl = Bench.which("numactl") else { throw ValidationError("numactl is not in PATH") }
         let bare = Bench.CArgv([program])
         let placed = Bench.CArgv([numactl, "--cpunodebind=\(nodeID)", "--membind=\(nodeID)", program])
@@ -104,19 +110,18 @@ struct DaemonThroughputBenchmark: ParsableCommand {
         abstract: "Concurrent spawn throughput through numaplaced vs a bare posix_spawn loop."
     )
 
-    @Option(help: "The daemon's socket.") var socket: String
+    @OptionGroup var target: DaemonTarget
     @Option(help: "Concurrent clients (threads).") var clients: Int = 8
     @Option(help: "Seconds per round.") var seconds: Double = 3
     @Option(help: "Rounds of each method (alternating).") var rounds: Int = 3
-    @Option(help: "NUMA node (default: the first with CPUs).") var node: Int?
-    @Option(help: "The program.") var program: String = "/bin/true"
 
     func run() throws {
-        let probe = try VarlinkClient(path: socket)
-        let (nodeID, _) = try benchmarkNode(probe, node)
+        let program = target.program
+        let probe = try VarlinkClient(path: target.socket)
+        let (nodeID, _) = try benchmarkNode(probe, target.node)
         let parameters = Manager.SpawnParameters(argv: [program], node: nodeID)
         let bare = Bench.CArgv([program])
-        let socket = self.socket, seconds = self.seconds
+        let socket = target.socket, seconds = self.seconds
 
         func round(daemon: Bool) -> (rate: Double, errors: Int) {
             let done = Locked(0), errors = Locked(0)
