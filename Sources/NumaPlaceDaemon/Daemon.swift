@@ -174,7 +174,7 @@ public final class Daemon: @unchecked Sendable {
         let (limits, defaults) = Daemon.workerSettings(c)
         await supervisor.configure(limits: limits, defaults: defaults)
         await store.reconfigure(classifier: c.classifier, nodeOverrides: c.localityOverrides, workerCPUs: c.workerCPUs)
-        hub.publish(kind: "configurationReloaded")
+        hub.publish(kind: .configurationReloaded)
         logger.notice("configuration reloaded from \(files.isEmpty ? "defaults" : files.joined(separator: ", "))",
                       metadata: [LogMetadataKey.messageID: "\(MessageID.configurationReloaded)"])
         return nil

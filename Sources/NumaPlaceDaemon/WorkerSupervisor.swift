@@ -266,7 +266,7 @@ public actor WorkerSupervisor {
         let worker = Manager.Worker(
             id: id, pid: Int(process.pid), uid: Int(credentials?.uid ?? peer.uid),
             gid: Int(credentials?.gid ?? peer.gid), argv: p.argv, device: decision.device?.description,
-            node: decision.node?.rawValue, state: "running", startedAt: EventHub.realtimeMicroseconds(),
+            node: decision.node?.rawValue, state: .running, startedAt: EventHub.realtimeMicroseconds(),
             requested: Manager.Placement(decision),
             applied: applied.map { Manager.Placement(cpus: $0.cpus.cpulist, memoryPolicy: $0.memoryPolicy,
                                                       memoryNodes: $0.memoryNodes.elements) }
@@ -287,7 +287,7 @@ public actor WorkerSupervisor {
             logger.notice("worker \(id) placement degraded: \(worker.degraded.joined(separator: "; "))",
                           metadata: [LogMetadataKey.messageID: "\(MessageID.placementDegraded)", LogMetadataKey.workerID: "\(id)"])
         }
-        hub.publish(kind: "workerStarted", address: worker.device, worker: worker)
+        hub.publish(kind: .workerStarted, address: worker.device, worker: worker)
         return entries[id]?.worker ?? worker
     }
 
@@ -442,7 +442,7 @@ public actor WorkerSupervisor {
         }
         entries[id] = entry
         order.append(id)
-        if entry.worker.state == "running" {
+        if entry.worker.state == .running {
             running.insert(id)
             runningPerUID[UInt32(truncatingIfNeeded: entry.worker.uid), default: 0] += 1
             if !entry.cores.isEmpty { holdingCores.insert(id) }
@@ -456,19 +456,19 @@ public actor WorkerSupervisor {
 
     /// Collects the exit of a worker whose pidfd became readable.
     private func reap(_ id: String) {
-        guard var entry = entries[id], entry.worker.state == "running" else { return }
-        var exit = Manager.ExitStatus(how: "unknown")
+        guard var entry = entries[id], entry.worker.state == .running else { return }
+        var exit = Manager.ExitStatus(how: .unknown)
         if let pidfd = entry.pidfd {
             switch Result(catching: { () throws(Errno) in try pidfd.tryReap() }) {
-            case .success(.exited(let code)?): exit = Manager.ExitStatus(how: "exited", code: Int(code))
-            case .success(.killed(let sig, _)?): exit = Manager.ExitStatus(how: "killed", signal: Int(sig))
+            case .success(.exited(let code)?): exit = Manager.ExitStatus(how: .exited, code: Int(code))
+            case .success(.killed(let sig, _)?): exit = Manager.ExitStatus(how: .killed, signal: Int(sig))
             case .success(nil):
                 // Readable but not reapable yet would be a kernel oddity; look again shortly.
                 entry.source?.resume()
                 return
             case .failure:
                 // ECHILD: an adopted worker is not our child; its status went to its new parent.
-                exit = Manager.ExitStatus(how: "unknown")
+                exit = Manager.ExitStatus(how: .unknown)
             }
         }
         // The handler suspended the source; libdispatch traps when a suspended source is released,
@@ -478,7 +478,7 @@ public actor WorkerSupervisor {
         entry.source?.resume()
         entry.source = nil
         entry.pidfd = nil
-        entry.worker.state = "exited"
+        entry.worker.state = .exited
         entry.worker.exit = exit
         running.remove(id)
         holdingCores.remove(id)
@@ -497,7 +497,7 @@ public actor WorkerSupervisor {
         logger.info("worker \(id) (pid \(entry.worker.pid)) \(exit.how)\(exit.code.map { " with code \($0)" } ?? "")\(exit.signal.map { " by signal \($0)" } ?? "")",
                     metadata: [LogMetadataKey.messageID: "\(MessageID.workerExited)", LogMetadataKey.workerID: "\(id)",
                                LogMetadataKey.workerPID: "\(entry.worker.pid)"])
-        hub.publish(kind: "workerExited", address: entry.worker.device, worker: entry.worker)
+        hub.publish(kind: .workerExited, address: entry.worker.device, worker: entry.worker)
         trimHistory(of: uid)
         trimHistory()
     }
@@ -583,8 +583,8 @@ public actor WorkerSupervisor {
                             metadata: [LogMetadataKey.messageID: "\(MessageID.workerAdopted)", LogMetadataKey.workerID: "\(r.id)",
                                        LogMetadataKey.workerPID: "\(pid)"])
             } else {
-                worker.state = "exited"
-                worker.exit = Manager.ExitStatus(how: "unknown")
+                worker.state = .exited
+                worker.exit = Manager.ExitStatus(how: .unknown)
                 track(Entry(worker: worker, pidfd: nil, startTicks: r.startTicks, cores: [], source: nil))
                 log.append(WorkerStateLog.Record(op: "exit", id: r.id, startTicks: nil, worker: nil))
                 gone += 1
@@ -626,7 +626,7 @@ public actor WorkerSupervisor {
     public func counts(for peer: PeerCredentials) -> (total: Int, running: Int) {
         if peer.isRoot { return (entries.count, running.count) }
         let mine = entries.values.filter { peer.owns($0.worker) }
-        return (mine.count, mine.filter { $0.worker.state == "running" }.count)
+        return (mine.count, mine.filter { $0.worker.state == .running }.count)
     }
 
     public var runningCount: Int { running.count }
@@ -648,7 +648,7 @@ public actor WorkerSupervisor {
     public func signal(_ id: String, signal: Int, for peer: PeerCredentials) throws(VarlinkError) {
         guard (1...64).contains(signal) else { throw Manager.invalidParameter("signal", "must be from 1 to 64") }
         let e = try entry(id, for: peer)
-        guard e.worker.state == "running", let pidfd = e.pidfd else {
+        guard e.worker.state == .running, let pidfd = e.pidfd else {
             throw Manager.invalidParameter("id", "worker \(id) has exited")
         }
         do { try pidfd.send(signal: Int32(signal)) } catch {
@@ -658,7 +658,7 @@ public actor WorkerSupervisor {
 
     public func wait(_ id: String, for peer: PeerCredentials) async throws(VarlinkError) -> Manager.Worker {
         let e = try entry(id, for: peer)
-        if e.worker.state == "exited" { return e.worker }
+        if e.worker.state == .exited { return e.worker }
         // The server cancels a connection's task when the peer hangs up; a Wait that kept waiting
         // would pile up (one per connect, Wait, hang-up) until the worker exits. Cancelled, it
         // returns the worker as it is now, to a peer that is gone.
