@@ -233,7 +233,7 @@ def writer(name, fields, structs):
             sys.exit('%s.%s: JSONWriter has no explicit null' % (name, f.name))
         base = swift_type(name, f).rstrip('?')
         value = ident(f.name)
-        if (name, f.name) in SWIFT_TYPES and base != 'UInt64':
+        if base in {enum for _, enum in ENUMS} | {'DeviceKind'}:
             value += '?.rawValue' if f.optional else '.rawValue'
         if base in structs and base not in WRITABLE:
             if not f.optional:
