@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "NumaPlaceProtocol",
             dependencies: ["NumaPlaceCore"],
-            exclude: ["io.numaplaced.Manager.varlink", "embed-interface.py"]
+            exclude: ["io.numaplaced.Manager.varlink", "embed-interface.py", "generate-types.py"]
         ),
         .target(
             name: "NumaPlacePlatform",

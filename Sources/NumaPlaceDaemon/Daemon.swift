@@ -125,7 +125,7 @@ public final class Daemon: @unchecked Sendable {
         }
         await supervisor.configure(limits: c.limits, defaults: SpawnDefaults(c))
         await store.reconfigure(classifier: c.classifier, nodeOverrides: c.localityOverrides, workerCPUs: c.workerCPUs)
-        hub.publish(kind: "configurationReloaded")
+        hub.publish(kind: .configurationReloaded)
         logger.notice("configuration reloaded from \(files.isEmpty ? "defaults" : files.joined(separator: ", "))",
                       metadata: [LogMetadataKey.messageID: "\(MessageID.configurationReloaded)"])
         return nil

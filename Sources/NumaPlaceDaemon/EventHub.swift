@@ -61,7 +61,7 @@ public final class EventHub: @unchecked Sendable {
 
     /// Numbers and publishes an event; returns it.
     @discardableResult
-    public func publish(kind: String, address: String? = nil, device: Manager.Device? = nil,
+    public func publish(kind: Manager.Event.Kind, address: String? = nil, device: Manager.Device? = nil,
                         worker: Manager.Worker? = nil) -> Manager.Event {
         let (event, targets): (Manager.Event, [(Int, Subscriber)]) = lock.withLock {
             sequence += 1
@@ -78,6 +78,6 @@ public final class EventHub: @unchecked Sendable {
 
     /// A `ready` event for a new subscriber, carrying the current sequence (not numbered itself).
     public func readyEvent(sequence: Int) -> Manager.Event {
-        Manager.Event(sequence: sequence, kind: "ready", timestamp: clock())
+        Manager.Event(sequence: sequence, kind: .ready, timestamp: clock())
     }
 }

@@ -65,7 +65,7 @@ public actor TopologyStore {
         topologyReplyCache = nil
         devicesReplyCache = nil
         generation += 1
-        if topologyChanged { hub.publish(kind: "topologyChanged") }
+        if topologyChanged { hub.publish(kind: .topologyChanged) }
         publishDifferences(from: old.devices, to: next.devices)
     }
 
@@ -115,13 +115,13 @@ public actor TopologyStore {
         for address in Set(before.keys).union(after.keys).sorted() {
             switch (before[address], after[address]) {
             case (nil, let d?):
-                hub.publish(kind: "deviceAdded", address: address.description, device: Manager.Device(d, in: inventory))
+                hub.publish(kind: .deviceAdded, address: address.description, device: Manager.Device(d, in: inventory))
                 changed = true
             case (let d?, nil):
-                hub.publish(kind: "deviceRemoved", address: address.description, device: Manager.Device(d, topology: t))
+                hub.publish(kind: .deviceRemoved, address: address.description, device: Manager.Device(d, topology: t))
                 changed = true
             case (let a?, let b?) where a != b || announceUnchanged:
-                hub.publish(kind: "deviceChanged", address: address.description, device: Manager.Device(b, in: inventory))
+                hub.publish(kind: .deviceChanged, address: address.description, device: Manager.Device(b, in: inventory))
                 if a != b { changed = true }
             default:
                 break

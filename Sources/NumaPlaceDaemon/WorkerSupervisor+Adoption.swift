@@ -37,8 +37,8 @@ extension WorkerSupervisor {
                             metadata: [LogMetadataKey.messageID: "\(MessageID.workerAdopted)", LogMetadataKey.workerID: "\(r.id)",
                                        LogMetadataKey.workerPID: "\(pid)"])
             } else {
-                worker.state = "exited"
-                worker.exit = Manager.ExitStatus(how: "unknown")
+                worker.state = .exited
+                worker.exit = Manager.ExitStatus(how: .unknown)
                 track(WorkerTable.Entry(worker: worker, pidfd: nil, startTicks: r.startTicks, cores: []))
                 log.append(WorkerStateLog.Record(op: "exit", id: r.id, startTicks: nil, worker: nil))
                 gone += 1

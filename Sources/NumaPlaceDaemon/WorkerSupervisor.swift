@@ -151,7 +151,7 @@ public actor WorkerSupervisor {
         let worker = Manager.Worker(
             id: id, pid: Int(process.pid), uid: Int(credentials?.uid ?? peer.uid),
             gid: Int(credentials?.gid ?? peer.gid), argv: p.argv, device: decision.device?.description,
-            node: decision.node?.rawValue, state: "running", startedAt: EventHub.realtimeMicroseconds(),
+            node: decision.node?.rawValue, state: .running, startedAt: EventHub.realtimeMicroseconds(),
             requested: Manager.Placement(decision), applied: appliedPlacement(pid: process.pid),
             degraded: decision.degraded + process.degradationNotes
                 + (caller == nil ? ["the calling process could not be read: the worker has the daemon's resource limits"] : []),
@@ -167,7 +167,7 @@ public actor WorkerSupervisor {
             logger.notice("worker \(id) placement degraded: \(worker.degraded.joined(separator: "; "))",
                           metadata: [LogMetadataKey.messageID: "\(MessageID.placementDegraded)", LogMetadataKey.workerID: "\(id)"])
         }
-        hub.publish(kind: "workerStarted", address: worker.device, worker: worker)
+        hub.publish(kind: .workerStarted, address: worker.device, worker: worker)
         return table[id]?.worker ?? worker
     }
 
@@ -189,7 +189,7 @@ public actor WorkerSupervisor {
     func track(_ entry: WorkerTable.Entry) {
         var entry = entry
         let id = entry.worker.id
-        if let pidfd = entry.pidfd, entry.worker.state == "running" {
+        if let pidfd = entry.pidfd, entry.worker.state == .running {
             entry.watch = ExitWatch(pidfd) { [weak self] in
                 guard let self else { return }
                 Task { await self.reap(id) }
@@ -200,19 +200,19 @@ public actor WorkerSupervisor {
 
     /// Collects the exit of a worker whose pidfd became readable.
     private func reap(_ id: String) {
-        guard let entry = table[id], entry.worker.state == "running" else { return }
-        var exit = Manager.ExitStatus(how: "unknown")
+        guard let entry = table[id], entry.worker.state == .running else { return }
+        var exit = Manager.ExitStatus(how: .unknown)
         if let pidfd = entry.pidfd {
             switch Result(catching: { () throws(Errno) in try pidfd.tryReap() }) {
-            case .success(.exited(let code)?): exit = Manager.ExitStatus(how: "exited", code: Int(code))
-            case .success(.killed(let sig, _)?): exit = Manager.ExitStatus(how: "killed", signal: Int(sig))
+            case .success(.exited(let code)?): exit = Manager.ExitStatus(how: .exited, code: Int(code))
+            case .success(.killed(let sig, _)?): exit = Manager.ExitStatus(how: .killed, signal: Int(sig))
             case .success(nil):
                 // Readable but not reapable yet would be a kernel oddity; look again shortly.
                 entry.watch?.rearm()
                 return
             case .failure:
                 // ECHILD: an adopted worker is not our child; its status went to its new parent.
-                exit = Manager.ExitStatus(how: "unknown")
+                exit = Manager.ExitStatus(how: .unknown)
             }
         }
         entry.watch?.cancelAfterExit()
@@ -223,7 +223,7 @@ public actor WorkerSupervisor {
         logger.info("worker \(id) (pid \(ended.worker.pid)) \(exit.how)\(exit.code.map { " with code \($0)" } ?? "")\(exit.signal.map { " by signal \($0)" } ?? "")",
                     metadata: [LogMetadataKey.messageID: "\(MessageID.workerExited)", LogMetadataKey.workerID: "\(id)",
                                LogMetadataKey.workerPID: "\(ended.worker.pid)"])
-        hub.publish(kind: "workerExited", address: ended.worker.device, worker: ended.worker)
+        hub.publish(kind: .workerExited, address: ended.worker.device, worker: ended.worker)
     }
 
     // MARK: Queries
@@ -251,7 +251,7 @@ public actor WorkerSupervisor {
     public func signal(_ id: String, signal: Int, for peer: PeerCredentials) throws(VarlinkError) {
         guard (1...64).contains(signal) else { throw Manager.invalidParameter("signal", "must be from 1 to 64") }
         let e = try entry(id, for: peer)
-        guard e.worker.state == "running", let pidfd = e.pidfd else {
+        guard e.worker.state == .running, let pidfd = e.pidfd else {
             throw Manager.invalidParameter("id", "worker \(id) has exited")
         }
         do { try pidfd.send(signal: Int32(signal)) } catch {
@@ -261,7 +261,7 @@ public actor WorkerSupervisor {
 
     public func wait(_ id: String, for peer: PeerCredentials) async throws(VarlinkError) -> Manager.Worker {
         let e = try entry(id, for: peer)
-        if e.worker.state == "exited" { return e.worker }
+        if e.worker.state == .exited { return e.worker }
         // The server cancels a connection's task when the peer hangs up; a Wait that kept waiting
         // would pile up (one per connect, Wait, hang-up) until the worker exits. Cancelled, it
         // returns the worker as it is now, to a peer that is gone.

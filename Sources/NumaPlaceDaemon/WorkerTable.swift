@@ -94,7 +94,7 @@ struct WorkerTable {
         entries[id] = entry
         order.append(id)
         let uid = Self.uid(entry.worker)
-        if entry.worker.state == "running" {
+        if entry.worker.state == .running {
             running.insert(id)
             runningPerUID[uid, default: 0] += 1
             if !entry.cores.isEmpty { holdingCores.insert(id) }
@@ -115,12 +115,12 @@ struct WorkerTable {
     /// Records the exit of a running worker; returns its entry as it was (with its waiters) so the
     /// caller can answer them, or nil when it is not running.
     mutating func markExited(_ id: String, exit: Manager.ExitStatus) -> Entry? {
-        guard var entry = entries[id], entry.worker.state == "running" else { return nil }
+        guard var entry = entries[id], entry.worker.state == .running else { return nil }
         let before = entry
         entry.watch = nil
         entry.pidfd = nil
         entry.waiters = [:]
-        entry.worker.state = "exited"
+        entry.worker.state = .exited
         entry.worker.exit = exit
         entries[id] = entry
         running.remove(id)
@@ -210,6 +210,6 @@ struct WorkerTable {
     func counts(for peer: PeerCredentials) -> (total: Int, running: Int) {
         if peer.isRoot { return (entries.count, running.count) }
         let mine = entries.values.filter { peer.owns($0.worker) }
-        return (mine.count, mine.filter { $0.worker.state == "running" }.count)
+        return (mine.count, mine.filter { $0.worker.state == .running }.count)
     }
 }

@@ -170,7 +170,8 @@ public struct JSONWriter {
     }
 }
 
-/// A value that writes itself with `JSONWriter` (the hot messages of the spawn path).
+/// A value that writes itself with `JSONWriter` (the hot messages of the spawn path; their writers are
+/// generated with the types, in `ManagerWriters.generated.swift`).
 public protocol JSONWritable {
     func writeJSON(to w: inout JSONWriter)
 }
@@ -181,81 +182,5 @@ extension JSONWritable {
         var w = JSONWriter()
         writeJSON(to: &w)
         return w.bytes
-    }
-}
-
-extension Manager.Placement: JSONWritable {
-    public func writeJSON(to w: inout JSONWriter) {
-        w.beginObject()
-        w.member("cpus", cpus)
-        w.member("memoryPolicy", memoryPolicy)
-        w.member("memoryNodes", memoryNodes)
-        w.endObject()
-    }
-}
-
-extension Manager.ExitStatus: JSONWritable {
-    public func writeJSON(to w: inout JSONWriter) {
-        w.beginObject()
-        w.member("how", how)
-        w.member("code", code)
-        w.member("signal", signal)
-        w.endObject()
-    }
-}
-
-extension Manager.Worker: JSONWritable {
-    public func writeJSON(to w: inout JSONWriter) {
-        w.beginObject()
-        w.member("id", id)
-        w.member("pid", pid)
-        w.member("uid", uid)
-        w.member("gid", gid)
-        w.member("argv", argv)
-        w.member("device", device)
-        w.member("node", node)
-        w.member("state", state)
-        w.member("startedAt", startedAt)
-        w.member("requested", requested)
-        w.member("applied", applied)
-        w.member("degraded", degraded)
-        w.member("exclusiveCores", exclusiveCores)
-        w.member("adopted", adopted)
-        w.member("exit", exit)
-        w.endObject()
-    }
-}
-
-extension Manager.WorkerReply: JSONWritable {
-    public func writeJSON(to w: inout JSONWriter) {
-        w.beginObject()
-        w.member("worker", worker)
-        w.endObject()
-    }
-}
-
-extension Manager.Event: JSONWritable {
-    /// Worker events (two per spawn) are written directly; a device, rare and rich, goes through
-    /// `JSONEncoder` and is copied in.
-    public func writeJSON(to w: inout JSONWriter) {
-        w.beginObject()
-        w.member("sequence", sequence)
-        w.member("kind", kind)
-        w.member("timestamp", timestamp)
-        w.member("address", address)
-        if let device, let json = try? JSONEncoder().encode(device) {
-            w.key("device")
-            w.raw(Array(json))
-        }
-        w.member("worker", worker)
-        w.endObject()
-    }
-}
-
-extension Manager.MonitorReply: JSONWritable {
-    public func writeJSON(to w: inout JSONWriter) {
-        w.beginObject()
-        w.member("event", event)
-        w.endObject()
     }
 }

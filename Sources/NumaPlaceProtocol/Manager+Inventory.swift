@@ -81,9 +81,6 @@ extension Manager.Device {
         let classCode = try id(`class`, bits: 24, "class")
         let vendorID = try id(vendor, bits: 16, "vendor")
         let deviceID = try id(device, bits: 16, "device")
-        guard let parsedKind = DeviceKind(rawValue: kind) else {
-            throw WireModelError("\(field).kind", "unknown kind \"\(kind.prefix(32))\"")
-        }
         let set: CPUSet
         do { set = try CPUSet(cpulist: cpus) } catch { throw WireModelError("\(field).cpus", error.description) }
         var nodeID: NUMANodeID? = nil
@@ -91,26 +88,24 @@ extension Manager.Device {
             guard let parsed = NUMANodeID(rawValue: n) else { throw WireModelError("\(field).numaNode", "\(n) is not a node id") }
             nodeID = parsed
         }
-        let resolved: Locality
+        let resolved: NumaPlaceCore.Locality
         var firmwareNode: NUMANodeID? = nil
         switch locality {
-        case "node":
+        case .node:
             guard let nodeID, topology.node(nodeID) != nil else {
                 throw WireModelError("\(field).numaNode", "locality node names no node of the topology")
             }
             resolved = .node(nodeID, cpuNodes: topology.nearestCPUNodes(to: nodeID))
             firmwareNode = nodeID
-        case "cpus":
+        case .cpus:
             resolved = .cpus(set, node: nodeID)
-        case "only-node":
+        case .onlyNode:
             guard let nodeID, topology.node(nodeID) != nil else {
                 throw WireModelError("\(field).numaNode", "locality only-node names no node of the topology")
             }
             resolved = .onlyNode(nodeID)
-        case "unknown":
+        case .unknown:
             resolved = .unknown
-        default:
-            throw WireModelError("\(field).locality", "unknown locality \"\(locality.prefix(32))\"")
         }
         var path: [PCIAddress] = []
         for (i, p) in pciePath.enumerated() {
@@ -119,7 +114,7 @@ extension Manager.Device {
             }
         }
         return NumaPlaceCore.Device(address: parsedAddress, classCode: classCode, vendor: UInt16(vendorID),
-                                    deviceID: UInt16(deviceID), kind: parsedKind, driver: driver,
+                                    deviceID: UInt16(deviceID), kind: kind, driver: driver,
                                     firmwareNode: firmwareNode, locality: resolved, cpus: set, pciePath: path,
                                     warnings: warnings.map(ScanWarning.init(wireText:)))
     }

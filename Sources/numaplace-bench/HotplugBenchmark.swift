@@ -75,7 +75,7 @@ struct HotplugBenchmark: ParsableCommand {
             }
         }
         reader.start()
-        _ = events.wait(after: 0, timeout: 5) { $0.kind == "ready" }
+        _ = events.wait(after: 0, timeout: 5) { $0.kind == .ready }
         let kernel = try UdevMonitor(source: .kernel, subsystems: ["pci"])
 
         func writeFile(_ path: String, _ text: String) throws {
@@ -122,7 +122,7 @@ struct HotplugBenchmark: ParsableCommand {
             let t0 = Bench.now()
             try writeFile("\(sysfs)/uevent", "change")
             let tU = uevent("change", after: uindex)
-            guard let (_, tE) = events.wait(after: index, timeout: 2, { $0.kind == "deviceChanged" && $0.address == address })
+            guard let (_, tE) = events.wait(after: index, timeout: 2, { $0.kind == .deviceChanged && $0.address == address })
             else { changeLost += 1; continue }
             changeFromWrite.append(tE - t0)
             if let tU { changeFromUevent.append(tE - tU) }
@@ -144,7 +144,7 @@ struct HotplugBenchmark: ParsableCommand {
                 let t0 = Bench.now()
                 try writeFile("/sys/bus/pci/drivers/\(driver)/\(file)", address)
                 let tU = uevent(action, after: uindex)
-                guard let (_, tE) = events.wait(after: index, timeout: 2, { $0.kind == "deviceChanged" && $0.address == address })
+                guard let (_, tE) = events.wait(after: index, timeout: 2, { $0.kind == .deviceChanged && $0.address == address })
                 else { lost += 1; continue }
                 fromWrite.append(tE - t0)
                 if let tU { fromUevent.append(tE - tU) }

@@ -80,7 +80,7 @@ struct SoakCommand: ParsableCommand {
                 try monitor.stream("io.numaplaced.Manager.Monitor", Empty(), as: Manager.MonitorReply.self) { reply in
                     let e = reply.event
                     log.lock.withLock {
-                        if e.kind == "ready" {
+                        if e.kind == .ready {
                             log.lastSequence = e.sequence
                         } else {
                             if log.lastSequence >= 0, e.sequence != log.lastSequence + 1, log.gaps.count < 5 {
@@ -89,8 +89,8 @@ struct SoakCommand: ParsableCommand {
                             log.lastSequence = e.sequence
                         }
                         if let id = e.worker?.id {
-                            if e.kind == "workerExited" { log.exited.insert(id) }
-                            if e.kind == "workerStarted" { log.started.insert(id) }
+                            if e.kind == .workerExited { log.exited.insert(id) }
+                            if e.kind == .workerStarted { log.started.insert(id) }
                         }
                     }
                     return true
@@ -124,7 +124,7 @@ struct SoakCommand: ParsableCommand {
                         tally.withLock { $0.spawned.append(w.id) }
                         let done = try client.call("io.numaplaced.Manager.Wait", Manager.WorkerIDParameters(id: w.id),
                                                    as: Manager.WorkerReply.self).worker
-                        if done.state == "exited", done.exit?.how == "exited", done.exit?.code == 0 {
+                        if done.state == .exited, done.exit?.how == .exited, done.exit?.code == 0 {
                             tally.withLock { _ = $0.waited.insert(w.id) }
                         } else {
                             tally.withLock { $0.errors.append("\(w.id): Wait returned state \(done.state), exit \(String(describing: done.exit))") }

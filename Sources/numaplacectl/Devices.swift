@@ -84,13 +84,12 @@ struct DeviceCommand: ManagerCommand {
         Format.fields(fields).forEach { Output.line($0) }
     }
 
-    static func explain(_ locality: String) -> String {
+    static func explain(_ locality: Manager.Device.Locality) -> String {
         switch locality {
-        case "node": return "node (from numa_node)"
-        case "cpus": return "cpus (numa_node is -1; from local_cpulist)"
-        case "only-node": return "only-node (numa_node is -1; the machine's one node with CPUs)"
-        case "unknown": return "unknown (numa_node is -1 and local_cpulist names no narrower set)"
-        default: return locality
+        case .node: return "node (from numa_node)"
+        case .cpus: return "cpus (numa_node is -1; from local_cpulist)"
+        case .onlyNode: return "only-node (numa_node is -1; the machine's one node with CPUs)"
+        case .unknown: return "unknown (numa_node is -1 and local_cpulist names no narrower set)"
         }
     }
 }

@@ -72,11 +72,11 @@ enum Format {
     static func exit(_ e: Manager.ExitStatus?) -> String {
         guard let e else { return "running" }
         switch e.how {
-        case "exited": return "exited with code \(e.code.map(String.init) ?? "?")"
-        case "killed":
+        case .exited: return "exited with code \(e.code.map(String.init) ?? "?")"
+        case .killed:
             let name = e.signal.flatMap { Signals.name(of: $0) }.map { " (\($0))" } ?? ""
             return "killed by signal \(e.signal.map(String.init) ?? "?")\(name)"
-        default: return "exit status unknown (\(e.how))"
+        case .unknown: return "exit status unknown (\(e.how.rawValue))"
         }
     }
 
@@ -84,9 +84,9 @@ enum Format {
     static func exitCell(_ w: Manager.Worker) -> String {
         guard let e = w.exit else { return "-" }
         switch e.how {
-        case "exited": return e.code.map(String.init) ?? "?"
-        case "killed": return "sig \(e.signal.map(String.init) ?? "?")"
-        default: return "?"
+        case .exited: return e.code.map(String.init) ?? "?"
+        case .killed: return "sig \(e.signal.map(String.init) ?? "?")"
+        case .unknown: return "?"
         }
     }
 
@@ -100,8 +100,8 @@ enum Format {
     static func vendor(_ d: Manager.Device) -> String { d.vendorName ?? d.vendor }
 
     static func deviceRow(_ d: Manager.Device) -> [String] {
-        [d.address, d.kind, vendor(d), d.device, d.numaNode.map(String.init) ?? "-", nodes(d.placementNodes),
-         orDash(d.cpus), d.locality, orDash(d.driver)]
+        [d.address, d.kind.rawValue, vendor(d), d.device, d.numaNode.map(String.init) ?? "-", nodes(d.placementNodes),
+         orDash(d.cpus), d.locality.rawValue, orDash(d.driver)]
     }
 
     static func deviceTable(_ devices: [Manager.Device]) -> Table {
@@ -114,7 +114,7 @@ enum Format {
         var t = Table("ID", "PID", "STATE", "EXIT", "NODE", "DEVICE", "CPUS", "MEMORY", "COMMAND")
         for w in workers {
             let shown = w.applied ?? w.requested
-            t.add(w.id, String(w.pid), w.state, exitCell(w), w.node.map(String.init) ?? "-", orDash(w.device),
+            t.add(w.id, String(w.pid), w.state.rawValue, exitCell(w), w.node.map(String.init) ?? "-", orDash(w.device),
                   orDash(shown.cpus), memory(shown), command(w.argv))
         }
         return t
@@ -122,7 +122,7 @@ enum Format {
 
     /// The lines `worker` and `spawn` print about one worker.
     static func workerDetails(_ w: Manager.Worker) -> [String] {
-        let lines = ["worker \(w.id): pid \(w.pid), \(w.state == "running" ? "running" : exit(w.exit))"]
+        let lines = ["worker \(w.id): pid \(w.pid), \(w.state == .running ? "running" : exit(w.exit))"]
         var fields: [(String, String)] = [
             ("command", command(w.argv, limit: 200)),
             ("user", "uid \(w.uid), gid \(w.gid)"),

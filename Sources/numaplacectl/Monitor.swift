@@ -39,7 +39,7 @@ struct Monitor: ManagerCommand {
         }
         if let w = e.worker {
             text += "  \(w.id) pid \(w.pid)"
-            if w.state == "running" {
+            if w.state == .running {
                 text += " on " + Format.placement(w.applied ?? w.requested)
             } else {
                 text += " " + Format.exit(w.exit)

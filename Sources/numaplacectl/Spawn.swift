@@ -180,8 +180,8 @@ struct Spawn: ManagerCommand {
     /// The shell's convention: the exit code, or 128 + the signal; an unknown status is an error (1).
     static func exitCode(_ e: Manager.ExitStatus?) -> Int32 {
         switch (e?.how, e?.code, e?.signal) {
-        case ("exited", let code?, _): return Int32(truncatingIfNeeded: code & 0xff)
-        case ("killed", _, let signal?) where (1...127).contains(signal): return Int32(128 + signal)
+        case (.exited, let code?, _): return Int32(truncatingIfNeeded: code & 0xff)
+        case (.killed, _, let signal?) where (1...127).contains(signal): return Int32(128 + signal)
         default: return ExitStatus.errorReply
         }
     }

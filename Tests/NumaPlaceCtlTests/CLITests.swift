@@ -327,7 +327,7 @@ struct CLITests {
         let killed = try h.ctl(["--json", "spawn", "--wait", "--", "/bin/sh", "-c", "kill -TERM $$"])
         #expect(killed.status == 128 + 15, "\(killed)")
         let w = try killed.decode(Manager.WorkerReply.self).worker
-        #expect(w.state == "exited" && w.exit == Manager.ExitStatus(how: "killed", signal: 15))
+        #expect(w.state == .exited && w.exit == Manager.ExitStatus(how: .killed, signal: 15))
 
         let zero = try h.ctl(["spawn", "--wait", "--json", "--", "/bin/true"])
         #expect(zero.status == 0, "\(zero)")
@@ -355,7 +355,7 @@ struct CLITests {
         let sleeper = try h.ctl(["--json", "spawn", "--node", "0", "--memory", "bind", "--", "/bin/sleep", "60"])
         let w = try sleeper.decode(Manager.WorkerReply.self).worker
         defer { _ = try? h.ctl(["kill", w.id, "--signal", "KILL"]) }
-        #expect(w.node == 0 && w.state == "running")
+        #expect(w.node == 0 && w.state == .running)
         let a = try #require(w.applied, "no applied placement: \(sleeper)")
         #expect(try CPUSet(cpulist: a.cpus) == expected)
         #expect(a.memoryPolicy == "bind" && a.memoryNodes == [0])
@@ -395,7 +395,7 @@ struct CLITests {
         let row = try #require(table.stdout.split(separator: "\n").first { $0.hasPrefix(id + " ") }, "\(table)")
         #expect(row.contains("running") && row.contains("/bin/sleep 60"))
         let listed = try h.ctl(["workers", "--json"]).decode(Manager.ListWorkersReply.self)
-        #expect(listed.workers.contains { $0.id == id && $0.state == "running" })
+        #expect(listed.workers.contains { $0.id == id && $0.state == .running })
         let one = try h.ctl(["--json", "worker", id]).decode(Manager.WorkerReply.self)
         #expect(one.worker.argv == ["/bin/sleep", "60"])
         let detail = try h.ctl(["worker", id])
@@ -406,7 +406,7 @@ struct CLITests {
         let waited = try h.ctl(["wait", id])
         #expect(waited.status == 0 && waited.stdout.contains("killed by signal 9"), "\(waited)")
         let again = try h.ctl(["--json", "wait", id]).decode(Manager.WorkerReply.self)
-        #expect(again.worker.exit == Manager.ExitStatus(how: "killed", signal: 9))
+        #expect(again.worker.exit == Manager.ExitStatus(how: .killed, signal: 9))
 
         let late = try h.ctl(["kill", id])
         #expect(late.status == 1 && late.stderr.contains("has exited"), "\(late)")
@@ -431,7 +431,7 @@ struct CLITests {
             let first = try #require(lines.next(), "monitor printed nothing")
             if json {
                 let ready = try JSONDecoder().decode(Manager.MonitorReply.self, from: Data(first.utf8))
-                #expect(ready.event.kind == "ready")
+                #expect(ready.event.kind == .ready)
             } else {
                 #expect(first.hasSuffix("  ready"), "\(first)")
             }
@@ -442,7 +442,7 @@ struct CLITests {
                 if json {
                     let e = try JSONDecoder().decode(Manager.MonitorReply.self, from: Data(line.utf8)).event
                     #expect(e.worker?.id == id, "\(line)")
-                    kinds.append(e.kind)
+                    kinds.append(e.kind.rawValue)
                 } else {
                     #expect(line.contains(" \(id) pid "), "\(line)")
                     kinds += ["workerStarted", "workerExited"].filter { line.contains("  \($0)  ") }

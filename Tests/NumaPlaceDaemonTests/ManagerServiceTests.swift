@@ -393,9 +393,10 @@ extension JSONValue {
         try FileManager.default.removeItem(atPath: classFile)
         try FileManager.default.createDirectory(atPath: classFile, withIntermediateDirectories: false)
         await store.refresh([try PCIAddress(parsing: SyntheticMachine.gpu)])
-        hub.publish(kind: "marker")
+        // A marker the refresh itself never publishes: the first event after `ready` must be it.
+        hub.publish(kind: .configurationReloaded)
         let r = try Reply(try #require(await replies.next()))
-        #expect(r["event"]?["kind"] == .string("marker"), "got \(r.json)")
+        #expect(r["event"]?["kind"] == .string("configurationReloaded"), "got \(r.json)")
         #expect(await store.device(try PCIAddress(parsing: SyntheticMachine.gpu)) != nil)
         let listed = try await call(#"{"method":"io.numaplaced.Manager.GetDevice","parameters":{"address":"3b:00.0"}}"#)
         #expect(listed.error == nil)
@@ -414,12 +415,12 @@ extension JSONValue {
         _ = try #require(await replies.next())
         func worker(uid: Int) -> Manager.Worker {
             Manager.Worker(id: "w\(uid)", pid: 99999, uid: uid, gid: uid, argv: ["/bin/true"], device: nil, node: nil,
-                           state: "running", startedAt: 0, requested: Manager.Placement(cpus: "0-3", memoryPolicy: "default",
+                           state: .running, startedAt: 0, requested: Manager.Placement(cpus: "0-3", memoryPolicy: "default",
                                                                                          memoryNodes: []),
                            applied: nil, degraded: [], exclusiveCores: [], adopted: false, exit: nil)
         }
-        hub.publish(kind: "workerStarted", worker: worker(uid: 0))
-        hub.publish(kind: "workerStarted", worker: worker(uid: 1000))
+        hub.publish(kind: .workerStarted, worker: worker(uid: 0))
+        hub.publish(kind: .workerStarted, worker: worker(uid: 1000))
         let r = try Reply(try #require(await replies.next()))
         #expect(r["event"]?["worker"]?["uid"] == .int(1000), "root's worker must not reach uid 1000: \(r.json)")
         sink.close()
@@ -535,7 +536,7 @@ extension JSONValue {
         }
         let ticks = try #require(ProcessFacts.startTicks(pid: pid, root: SysfsRoot("/")))
         let worker = Manager.Worker(id: "w7", pid: Int(pid), uid: 0, gid: 0, argv: ["/bin/sleep", "300"], device: nil,
-                                    node: nil, state: "running", startedAt: 0,
+                                    node: nil, state: .running, startedAt: 0,
                                     requested: Manager.Placement(cpus: "", memoryPolicy: "default", memoryNodes: []),
                                     applied: nil, degraded: [], exclusiveCores: [], adopted: false, exit: nil)
         let stateDir = machine.path("state")
@@ -601,7 +602,7 @@ extension JSONValue {
         // Only w6 is a record this daemon could have written; its pid runs no such process here.
         #expect(await supervisor.adopt() == (adopted: 0, gone: 1))
         let listed = await supervisor.list(for: Self.root)
-        #expect(listed.map(\.id) == ["w6"] && listed.first?.state == "exited")
+        #expect(listed.map(\.id) == ["w6"] && listed.first?.state == .exited)
         #expect(await supervisor.list(for: Self.user).isEmpty)
     }
 

@@ -103,7 +103,7 @@ import NumaPlaceTestSupport
 
     static func worker(_ id: String, pid: Int, uid: Int, cores: [String] = []) -> Manager.Worker {
         Manager.Worker(id: id, pid: pid, uid: uid, gid: uid, argv: ["/bin/sleep", "300"], device: nil, node: nil,
-                       state: "running", startedAt: 0,
+                       state: .running, startedAt: 0,
                        requested: Manager.Placement(cpus: "", memoryPolicy: "default", memoryNodes: []),
                        applied: nil, degraded: [], exclusiveCores: cores, adopted: false, exit: nil)
     }

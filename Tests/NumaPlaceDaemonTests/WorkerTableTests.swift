@@ -5,7 +5,7 @@ import Testing
 
 /// The worker table's invariants, with made-up workers and no process.
 @Suite struct WorkerTableTests {
-    static func worker(_ id: String, uid: Int, argv: [String] = ["/bin/true"], state: String = "running",
+    static func worker(_ id: String, uid: Int, argv: [String] = ["/bin/true"], state: Manager.Worker.State = .running,
                        cores: [String] = []) -> Manager.Worker {
         Manager.Worker(id: id, pid: 1000, uid: uid, gid: uid, argv: argv, device: nil, node: nil, state: state,
                        startedAt: 0, requested: Manager.Placement(cpus: "0", memoryPolicy: "default", memoryNodes: []),
@@ -26,13 +26,13 @@ import Testing
         t.beginAdmitting(1000)
         #expect(t.workers(of: 1000) == 3)
         t.endAdmitting(1000)
-        let ended = t.markExited("w1", exit: Manager.ExitStatus(how: "exited", code: 0))
-        #expect(ended?.worker.state == "exited" && ended?.worker.exit?.code == 0)
+        let ended = t.markExited("w1", exit: Manager.ExitStatus(how: .exited, code: 0))
+        #expect(ended?.worker.state == .exited && ended?.worker.exit?.code == 0)
         #expect(t.workers(of: 1000) == 1 && t.running == ["w2", "w3"] && t.exitedCount == 1)
         #expect(t.history(of: 1000).count == 1 && t.history(of: 1000).bytes == "/bin/true".utf8.count + 1)
         // An exit is recorded once: a second exit of the same worker changes nothing.
-        #expect(t.markExited("w1", exit: Manager.ExitStatus(how: "unknown")) == nil)
-        #expect(t.exitedCount == 1 && t[("w1")]?.worker.exit?.how == "exited")
+        #expect(t.markExited("w1", exit: Manager.ExitStatus(how: .unknown)) == nil)
+        #expect(t.exitedCount == 1 && t[("w1")]?.worker.exit?.how == .exited)
         let user = PeerCredentials(pid: 1, uid: 1000, gid: 1000), root = PeerCredentials(pid: 1, uid: 0, gid: 0)
         #expect(t.counts(for: user) == (2, 1) && t.counts(for: root) == (3, 2))
         #expect(t.list(for: user).map(\.id) == ["w1", "w2"])
@@ -48,7 +48,7 @@ import Testing
         t.withdrawPromise("w2")
         t.withdrawPromise("w2")
         #expect(t.reserved == (try CPUSet(cpulist: "0-1")) && t.coresHeld(by: 1000) == 1)
-        _ = t.markExited("w1", exit: Manager.ExitStatus(how: "killed", signal: 9))
+        _ = t.markExited("w1", exit: Manager.ExitStatus(how: .killed, signal: 9))
         #expect(t.reserved.isEmpty && t.coresHeld(by: 1000) == 0)
     }
 
@@ -56,10 +56,10 @@ import Testing
         var limits = Configuration.Limits()
         limits.exitedHistoryPerUser = 8
         var t = WorkerTable(limits: limits)
-        try t.insert(Self.entry(Self.worker("other", uid: 2000, state: "exited")))
+        try t.insert(Self.entry(Self.worker("other", uid: 2000, state: .exited)))
         for i in 1...20 {
             try t.insert(Self.entry(Self.worker("w\(i)", uid: 1000)))
-            _ = t.markExited("w\(i)", exit: Manager.ExitStatus(how: "exited", code: 0))
+            _ = t.markExited("w\(i)", exit: Manager.ExitStatus(how: .exited, code: 0))
             #expect(t.history(of: 1000).count <= 8)
         }
         #expect(t["other"] != nil, "another user's history is kept")
@@ -74,7 +74,7 @@ import Testing
         let big = [String(repeating: "a", count: 16 << 10)]
         for i in 1...20 {
             try t.insert(Self.entry(Self.worker("w\(i)", uid: 1000, argv: big)))
-            _ = t.markExited("w\(i)", exit: Manager.ExitStatus(how: "exited", code: 0))
+            _ = t.markExited("w\(i)", exit: Manager.ExitStatus(how: .exited, code: 0))
         }
         #expect(t.history(of: 1000).bytes <= 64 << 10)
         #expect(t.history(of: 1000).count >= 1)
@@ -87,9 +87,9 @@ import Testing
         try t.insert(Self.entry(Self.worker("keep", uid: 5)))
         for i in 1...100 {
             try t.insert(Self.entry(Self.worker("w\(i)", uid: UInt32(i % 7) == 0 ? 1 : Int(i % 7) + 1000)))
-            _ = t.markExited("w\(i)", exit: Manager.ExitStatus(how: "exited", code: 0))
+            _ = t.markExited("w\(i)", exit: Manager.ExitStatus(how: .exited, code: 0))
         }
         #expect(t.exitedCount <= 16 && t.exitedCount == t.count - 1)
-        #expect(t["keep"]?.worker.state == "running", "a running worker is never forgotten")
+        #expect(t["keep"]?.worker.state == .running, "a running worker is never forgotten")
     }
 }

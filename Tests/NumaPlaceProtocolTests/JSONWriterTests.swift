@@ -8,7 +8,7 @@ import Testing
     static func worker(_ text: String, exit: Manager.ExitStatus? = nil, applied: Bool = true) -> Manager.Worker {
         Manager.Worker(
             id: "w\(text.utf8.count)", pid: 4_194_303, uid: 0, gid: Int(Int32.max), argv: ["/bin/sh", "-c", text, ""],
-            device: text.isEmpty ? nil : "0000:3b:00.0", node: text.isEmpty ? nil : 1, state: "running",
+            device: text.isEmpty ? nil : "0000:3b:00.0", node: text.isEmpty ? nil : 1, state: .running,
             startedAt: 1_764_000_000_123_456,
             requested: Manager.Placement(cpus: "2-3", memoryPolicy: "bind", memoryNodes: [1]),
             applied: applied ? Manager.Placement(cpus: "2-3", memoryPolicy: "bind", memoryNodes: [1, 3]) : nil,
@@ -30,7 +30,7 @@ import Testing
 
     @Test(arguments: hostileStrings)
     func workerRoundTripsAndMatchesFoundation(_ text: String) throws {
-        for exit in [nil, Manager.ExitStatus(how: "exited", code: 7), Manager.ExitStatus(how: "killed", signal: 9)] {
+        for exit in [nil, Manager.ExitStatus(how: .exited, code: 7), Manager.ExitStatus(how: .killed, signal: 9)] {
             for applied in [true, false] {
                 let w = Self.worker(text, exit: exit, applied: applied)
                 let fast = w.jsonBytes
@@ -45,7 +45,7 @@ import Testing
         let keys = Set(try Self.object(w.jsonBytes).allKeys.compactMap { $0 as? String })
         #expect(!keys.contains("device") && !keys.contains("node") && !keys.contains("applied") && !keys.contains("exit"))
         #expect(keys.isSuperset(of: ["id", "pid", "argv", "requested", "degraded", "exclusiveCores", "adopted"]))
-        let exit = Manager.ExitStatus(how: "exited", code: 0).jsonBytes
+        let exit = Manager.ExitStatus(how: .exited, code: 0).jsonBytes
         #expect(String(decoding: exit, as: UTF8.self) == #"{"how":"exited","code":0}"#)
     }
 
@@ -91,13 +91,13 @@ import Testing
     @Test func monitorEventsRoundTripWithAWorkerOrADevice() throws {
         let device = try JSONDecoder().decode(Manager.Device.self, from: Data(#"""
             {"address":"0000:3b:00.0","class":"0x030200","vendor":"0x10de","device":"0x20b0","kind":"gpu",
-             "numaNode":1,"cpus":"8-15","locality":"numa_node","placementNodes":[1],"pciePath":["0000:3a:00.0"],
+             "numaNode":1,"cpus":"8-15","locality":"node","placementNodes":[1],"pciePath":["0000:3a:00.0"],
              "warnings":["a \"quoted\" warning"]}
             """#.utf8))
         let events = [
-            Manager.Event(sequence: 1, kind: "workerStarted", timestamp: 5, address: "0000:3b:00.0", worker: Self.worker("x")),
-            Manager.Event(sequence: 2, kind: "deviceAdded", timestamp: 6, address: "0000:3b:00.0", device: device),
-            Manager.Event(sequence: 3, kind: "topologyChanged", timestamp: 7),
+            Manager.Event(sequence: 1, kind: .workerStarted, timestamp: 5, address: "0000:3b:00.0", worker: Self.worker("x")),
+            Manager.Event(sequence: 2, kind: .deviceAdded, timestamp: 6, address: "0000:3b:00.0", device: device),
+            Manager.Event(sequence: 3, kind: .topologyChanged, timestamp: 7),
         ]
         for e in events {
             let bytes = try VarlinkReply.encode(Manager.MonitorReply(event: e), continues: true)
@@ -115,7 +115,7 @@ import Testing
         let pool: [Character] = ["a", "\"", "\\", "\n", "\u{0}", "\u{1}", "\u{1f}", " ", "é", "漢", "🚀", "/", "\u{7f}"]
         for _ in 0..<500 {
             let text = String((0..<Int.random(in: 0...24, using: &rng)).map { _ in pool.randomElement(using: &rng)! })
-            let w = Self.worker(text, exit: Bool.random(using: &rng) ? nil : Manager.ExitStatus(how: "unknown"))
+            let w = Self.worker(text, exit: Bool.random(using: &rng) ? nil : Manager.ExitStatus(how: .unknown))
             #expect(try JSONDecoder().decode(Manager.Worker.self, from: Data(w.jsonBytes)) == w)
         }
     }
