@@ -7,12 +7,10 @@ import Foundation
 /// A JSON text built byte by byte, for the few messages on the spawn path.
 ///
 /// Written by hand because Foundation's `JSONEncoder` (the only JSON encoder among this project's
-/// dependencies) goes through `Encodable`'s keyed containers and boxes every value: encoding one
-/// `Worker` took 30–45 µs of daemon CPU, and a spawn encodes one for its reply and one for the
-/// state log, about a sixth of the daemon's whole per-spawn cost on the benchmark host. Writing
-/// the same fields directly takes a few microseconds. Everything else is still encoded by
-/// `JSONEncoder`; the types that use this writer keep their `Codable` conformance for decoding,
-/// and `JSONWriterTests` checks that both encodings decode to the same value.
+/// dependencies) goes through `Encodable`'s keyed containers and boxes every value, and a spawn encodes
+/// a worker twice (its reply and its state-log record): a large share of the daemon's work per spawn.
+/// The writers for each wire type are generated (`ManagerWriters.generated.swift`); everything else is
+/// still encoded by `JSONEncoder`, and `JSONWriterTests` checks that both encodings agree.
 ///
 /// Output: compact, keys in declaration order, `nil` optionals omitted (as synthesized `Codable`
 /// does), strings escaped per RFC 8259 (`"`, `\` and the control characters; everything else is
