@@ -29,23 +29,25 @@ let package = Package(
         // Swift's Glibc module hides (sched_setaffinity, pipe2, SO_PEERCRED, pidfd_*).
         .target(name: "CNumaPlaceShim"),
 
-        .target(name: "NumaPlaceCore"),
+        // Errno, EINTR retries and whole writes, for every layer (why our own: the file's top comment).
+        .target(name: "NumaPlaceSyscall"),
+        .target(name: "NumaPlaceCore", dependencies: ["NumaPlaceSyscall"]),
         .target(
             name: "NumaPlaceProtocol",
-            dependencies: ["NumaPlaceCore"],
+            dependencies: ["NumaPlaceCore", "NumaPlaceSyscall"],
             exclude: ["io.numaplaced.Manager.varlink", "embed-interface.py"]
         ),
         .target(
             name: "NumaPlacePlatform",
             dependencies: [
-                "NumaPlaceCore", "CNumaPlaceShim", "CNuma", "CSystemd", "CUdev",
+                "NumaPlaceSyscall", "NumaPlaceCore", "CNumaPlaceShim", "CNuma", "CSystemd", "CUdev",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "NumaPlaceDaemon",
             dependencies: [
-                "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform",
+                "NumaPlaceSyscall", "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -65,14 +67,14 @@ let package = Package(
         .executableTarget(
             name: "numaplacectl",
             dependencies: [
-                "NumaPlaceProtocol", "NumaPlaceCore",
+                "NumaPlaceProtocol", "NumaPlaceCore", "NumaPlaceSyscall",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "numaplace-bench",
             dependencies: [
-                "NumaPlaceProtocol", "NumaPlaceCore", "NumaPlacePlatform",
+                "NumaPlaceProtocol", "NumaPlaceCore", "NumaPlacePlatform", "NumaPlaceSyscall",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -82,7 +84,7 @@ let package = Package(
         .testTarget(
             name: "NumaPlacePlatformTests",
             dependencies: [
-                "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim",
+                "NumaPlaceSyscall", "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

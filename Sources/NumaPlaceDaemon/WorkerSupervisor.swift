@@ -12,6 +12,7 @@ import Logging
 import NumaPlaceCore
 import NumaPlacePlatform
 import NumaPlaceProtocol
+import NumaPlaceSyscall
 
 /// Limits on what one client can ask of the supervisor.
 public struct WorkerLimits: Sendable {

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceSyscall
 import Testing
 
 /// Every test of this target runs under this one serialized suite: the leak tests count the

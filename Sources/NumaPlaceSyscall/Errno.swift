@@ -1,4 +1,10 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// An errno value as a type: what a failed system call answered.
 ///
@@ -24,36 +30,6 @@ public struct Errno: RawRepresentable, Error, Hashable, Sendable, CustomStringCo
     public static let noChildProcess = Errno(ECHILD)
     public static let permissionDenied = Errno(EACCES)
     public static let invalidArgument = Errno(EINVAL)
+    public static let noBufferSpace = Errno(ENOBUFS)
     public static let notImplemented = Errno(ENOSYS)
-}
-
-/// The one choke point for libc-style calls (-1 and `errno` on failure): EINTR is retried here and
-/// nowhere else, every other errno becomes a thrown `Errno`.
-public enum Syscall {
-    @inline(__always)
-    public static func retrying<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {
-        while true {
-            let result = body()
-            if result != -1 { return result }
-            let e = errno
-            if e == EINTR { continue }
-            throw Errno(e)
-        }
-    }
-
-    /// close(2), never retried: Linux releases the descriptor even when close reports EINTR, and a
-    /// retry could close a descriptor another thread has just been given.
-    public static func close(_ fd: Int32) {
-        if fd >= 0 { _ = Glibc.close(fd) }
-    }
-
-    /// write(2) until every byte is written: short writes continue, EINTR is retried, any other
-    /// errno is thrown (with part of the bytes possibly written).
-    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
-        guard let base = bytes.baseAddress else { return }
-        var offset = 0
-        while offset < bytes.count {
-            offset += try retrying { write(fd, base + offset, bytes.count - offset) }
-        }
-    }
 }
