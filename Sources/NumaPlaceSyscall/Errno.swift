@@ -10,6 +10,7 @@ import Darwin
 ///
 /// Following SwiftNIO's rule, EBADF and EFAULT from our own wrappers are our bugs; every other value
 /// is an answer from the kernel to pass on, with its number intact for the wire (`SpawnFailed.errno`).
+/// There is no constant for an interrupted call: `Syscall` retries it, so no caller is handed one.
 public struct Errno: RawRepresentable, Error, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: Int32
 
@@ -26,7 +27,6 @@ public struct Errno: RawRepresentable, Error, Hashable, Sendable, CustomStringCo
     public static let notPermitted = Errno(EPERM)
     public static let noSuchFileOrDirectory = Errno(ENOENT)
     public static let noSuchProcess = Errno(ESRCH)
-    public static let interrupted = Errno(EINTR)
     public static let noChildProcess = Errno(ECHILD)
     public static let permissionDenied = Errno(EACCES)
     public static let invalidArgument = Errno(EINVAL)
