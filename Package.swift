@@ -31,23 +31,25 @@ let package = Package(
         // Swift's Glibc module hides (sched_setaffinity, pipe2, SO_PEERCRED, pidfd_*).
         .target(name: "CNumaPlaceShim"),
 
-        .target(name: "NumaPlaceCore"),
+        // Errno, EINTR retries and whole writes, for every layer (why our own: the file's top comment).
+        .target(name: "NumaPlaceSyscall"),
+        .target(name: "NumaPlaceCore", dependencies: ["NumaPlaceSyscall"]),
         .target(
             name: "NumaPlaceProtocol",
-            dependencies: ["NumaPlaceCore"],
+            dependencies: ["NumaPlaceCore", "NumaPlaceSyscall"],
             exclude: ["io.numaplaced.Manager.varlink", "embed-interface.py", "generate-types.py"]
         ),
         .target(
             name: "NumaPlacePlatform",
             dependencies: [
-                "NumaPlaceCore", "CNumaPlaceShim", "CSystemd", "CUdev",
+                "NumaPlaceSyscall", "NumaPlaceCore", "CNumaPlaceShim", "CSystemd", "CUdev",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "NumaPlaceDaemon",
             dependencies: [
-                "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform",
+                "NumaPlaceSyscall", "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -67,14 +69,14 @@ let package = Package(
         .executableTarget(
             name: "numaplacectl",
             dependencies: [
-                "NumaPlaceProtocol", "NumaPlaceCore",
+                "NumaPlaceProtocol", "NumaPlaceCore", "NumaPlaceSyscall",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "numaplace-bench",
             dependencies: [
-                "NumaPlaceProtocol", "NumaPlaceCore", "NumaPlacePlatform",
+                "NumaPlaceProtocol", "NumaPlaceCore", "NumaPlacePlatform", "NumaPlaceSyscall",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -89,7 +91,8 @@ let package = Package(
         .testTarget(
             name: "NumaPlacePlatformTests",
             dependencies: [
-                "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim", "CNuma", "NumaPlaceTestSupport",
+                "NumaPlaceSyscall", "NumaPlaceCore", "NumaPlacePlatform", "CNumaPlaceShim", "CNuma",
+                "NumaPlaceTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NumaPlaceSyscall
 
 /// Reads the configuration files from a directory and hands them to `ConfigParser`.
 ///
@@ -35,7 +36,7 @@ public enum ConfigLoader {
         } catch {
             guard error.isMissing else {
                 throw ConfigError(.unreadable, file: root.absolute(dropInDirectoryName), line: nil,
-                                  "cannot list drop-ins: \(String(cString: strerror(error.errno)))")
+                                  "cannot list drop-ins: \(error.errno)")
             }
             names = []
         }
@@ -85,8 +86,8 @@ public enum ConfigLoader {
         do {
             bytes = try root.readBytes(relative, limit: maxFileBytes + 1)
         } catch {
-            if error.errno == ENOENT { return nil }
-            throw ConfigError(.unreadable, file: path, line: nil, String(cString: strerror(error.errno)))
+            if error.errno == .noSuchFileOrDirectory { return nil }
+            throw ConfigError(.unreadable, file: path, line: nil, error.errno.description)
         }
         guard bytes.count <= maxFileBytes else {
             throw ConfigError(.unreadable, file: path, line: nil, "larger than \(maxFileBytes >> 20) MiB")

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NumaPlaceSyscall
 
 /// The directory every sysfs and procfs read is made under.
 ///
@@ -30,26 +31,27 @@ public struct SysfsRoot: Hashable, Sendable {
     /// A read that failed, with the errno (ENOENT for a vanished file).
     public struct ReadError: Error, Hashable, Sendable, CustomStringConvertible {
         public let path: String
-        public let errno: Int32
-        public var isMissing: Bool { errno == ENOENT || errno == ENOTDIR || errno == ENODEV }
-        public var description: String { "\(path): \(String(cString: strerror(errno)))" }
+        public let errno: Errno
+        public var isMissing: Bool { [.noSuchFileOrDirectory, Errno(ENOTDIR), Errno(ENODEV)].contains(errno) }
+        public var description: String { "\(path): \(errno)" }
     }
 
     /// Reads at most `limit` bytes of a file (sysfs attributes are at most a page; the bound keeps a
-    /// hostile tree from making us read gigabytes). Retries on EINTR.
+    /// hostile tree from making us read gigabytes).
     public func readBytes(_ relative: String, limit: Int = 1 << 20) throws(ReadError) -> [UInt8] {
         let full = absolute(relative)
         let fd = open(full, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw ReadError(path: relative, errno: errno) }
+        if fd < 0 { throw ReadError(path: relative, errno: .current) }
         defer { close(fd) }
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while out.count < limit {
             let want = min(chunk.count, limit - out.count)
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ReadError(path: relative, errno: errno)
+            let n: Int
+            do {
+                n = try Syscall.retrying { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) } }
+            } catch {
+                throw ReadError(path: relative, errno: error)
             }
             if n == 0 { break }
             out.append(contentsOf: chunk[0..<n])
@@ -63,15 +65,18 @@ public struct SysfsRoot: Hashable, Sendable {
     /// to return one.
     public func readFirstLine(_ relative: String, limit: Int = 4096) throws(ReadError) -> String {
         let fd = open(absolute(relative), O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw ReadError(path: relative, errno: errno) }
+        if fd < 0 { throw ReadError(path: relative, errno: .current) }
         defer { close(fd) }
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 256)
         while out.count < limit {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, limit - out.count)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ReadError(path: relative, errno: errno)
+            let n: Int
+            do {
+                n = try Syscall.retrying {
+                    chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, limit - out.count)) }
+                }
+            } catch {
+                throw ReadError(path: relative, errno: error)
             }
             if n == 0 { break }
             if let newline = chunk[0..<n].firstIndex(of: UInt8(ascii: "\n")) {
@@ -95,7 +100,7 @@ public struct SysfsRoot: Hashable, Sendable {
 
     /// Entry names of a directory, without `.` and `..`, sorted.
     public func list(_ relative: String) throws(ReadError) -> [String] {
-        guard let dir = opendir(absolute(relative)) else { throw ReadError(path: relative, errno: errno) }
+        guard let dir = opendir(absolute(relative)) else { throw ReadError(path: relative, errno: .current) }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
@@ -111,7 +116,7 @@ public struct SysfsRoot: Hashable, Sendable {
     public func readLink(_ relative: String) throws(ReadError) -> String {
         var buf = [CChar](repeating: 0, count: 4096)
         let n = readlink(absolute(relative), &buf, buf.count - 1)
-        if n < 0 { throw ReadError(path: relative, errno: errno) }
+        if n < 0 { throw ReadError(path: relative, errno: .current) }
         return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -1,5 +1,6 @@
 import NIOPosix
 import NumaPlacePlatform
+import NumaPlaceSyscall
 
 /// One long-lived thread that performs every clone for the daemon.
 ///

@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceSyscall
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -57,7 +58,7 @@ public final class UdevWatcher: Service, @unchecked Sendable {
 
     public func run() async throws {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw UdevMonitor.MonitorError(step: "pipe", errno: errno) }
+        guard pipe(&fds) == 0 else { throw UdevMonitor.MonitorError(step: "pipe", errno: .current) }
         wakePipe = fds
         defer { close(fds[0]); close(fds[1]) }
         let (stream, continuation) = AsyncStream<Batch>.makeStream(bufferingPolicy: .unbounded)
@@ -70,19 +71,18 @@ public final class UdevWatcher: Service, @unchecked Sendable {
             var polls = [pollfd(fd: monitor.fileDescriptor, events: Int16(POLLIN), revents: 0),
                          pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
             while true {
-                let n = poll(&polls, 2, -1)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    break
-                }
+                guard (try? Syscall.retrying { poll(&polls, 2, -1) }) != nil else { break }
                 if polls[1].revents != 0 { break }
                 var events: [UdevEvent] = []
-                errno = 0
-                while let e = monitor.receive() { events.append(e) }
+                var received = monitor.receiveEvent()
+                while case .success(let e) = received {
+                    events.append(e)
+                    received = monitor.receiveEvent()
+                }
                 // The drain ends at EAGAIN, at a filtered event, or at ENOBUFS: events were lost, and
                 // the kernel reports that ahead of what is still queued, so it may come after some
                 // events were read. Either way the table is rebuilt.
-                if errno == ENOBUFS {
+                if case .failure(.noBufferSpace) = received {
                     continuation.yield(Batch(devices: [], rescan: true, firstReceivedAt: 0))
                     continue
                 }

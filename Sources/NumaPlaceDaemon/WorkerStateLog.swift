@@ -8,6 +8,7 @@ import Glibc
 #endif
 import NumaPlacePlatform
 import NumaPlaceProtocol
+import NumaPlaceSyscall
 
 /// The persisted worker table: an append-only log of JSON lines under the runtime directory
 /// (`/run/numaplaced/workers.log`), so that a restarted or SIGKILLed daemon re-adopts running workers.
@@ -63,9 +64,8 @@ public final class WorkerStateLog: @unchecked Sendable {
         var data = [UInt8](repeating: 0, count: Int(st.st_size))
         var got = 0
         while got < data.count {
-            let n = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+            let n = try? Syscall.retrying { data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) } }
+            guard let n, n > 0 else { break }
             got += n
         }
         data.removeSubrange(got...)
@@ -119,10 +119,11 @@ public final class WorkerStateLog: @unchecked Sendable {
                 return false
             }
         }
-        let ok = bytes.withUnsafeBytes { raw in (try? Syscall.writeAll(fd, raw)) != nil }
-        lastAppendFailed = !ok
-        if !ok {
-            lastError = "\(path): \(String(cString: strerror(errno)))"
+        var failure: Errno? = nil
+        do { try Syscall.writeAll(fd, bytes) } catch { failure = error }
+        lastAppendFailed = failure != nil
+        if let failure {
+            lastError = "\(path): \(failure)"
             // Drop a partial line's effect: the loader skips unparsable lines.
             return false
         }

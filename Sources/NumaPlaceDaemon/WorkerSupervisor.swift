@@ -6,6 +6,7 @@ import Logging
 import NumaPlaceCore
 import NumaPlacePlatform
 import NumaPlaceProtocol
+import NumaPlaceSyscall
 
 /// Starts, tracks and reaps workers; the one owner of the worker table.
 ///

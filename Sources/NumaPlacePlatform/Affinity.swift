@@ -1,6 +1,7 @@
 import CNumaPlaceShim
 import Glibc
 import NumaPlaceCore
+import NumaPlaceSyscall
 
 /// A thread's memory policy as get_mempolicy(2) reports it.
 public struct ThreadMemoryPolicy: Hashable, Sendable, CustomStringConvertible {

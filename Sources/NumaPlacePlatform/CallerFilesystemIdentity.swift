@@ -1,5 +1,6 @@
 import CNumaPlaceShim
 import Glibc
+import NumaPlaceSyscall
 
 /// The caller's filesystem identity on the calling thread, for as long as the value lives: path
 /// lookups, permission checks and the owner of a created file are then the caller's, while the

@@ -5,6 +5,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import NumaPlaceSyscall
 
 /// A swift-log handler that writes structured journal records through journald's native protocol,
 /// with `sd_journal_sendv(3)` (`sd_journal_send` is variadic and cannot be called from Swift).
@@ -144,17 +145,5 @@ func renderMetadataValue(_ value: Logger.Metadata.Value) -> String {
 /// pipe buffer size, which keeps concurrent lines whole). Errors are dropped: there is nowhere left
 /// to report them.
 func writeToStderr(_ text: String) {
-    let bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { raw in
-            write(2, raw.baseAddress.map { $0 + offset }, raw.count - offset)
-        }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return
-        }
-        if n == 0 { return }
-        offset += n
-    }
+    try? Syscall.writeAll(2, Array(text.utf8))
 }

@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import NumaPlaceSyscall
 
 /// A stream connection to journald for a worker's stdout or stderr, from `sd_journal_stream_fd(3)`:
 /// every line written to it becomes a journal record with the worker's own identifier
@@ -22,7 +23,7 @@ public enum JournalStream {
     public static func open(identifier: String, priority: SyslogPriority = .info,
                             levelPrefix: Bool = false) throws(SystemdError) -> Int32 {
         let fd = sd_journal_stream_fd(singleLine(identifier), priority.rawValue, levelPrefix ? 1 : 0)
-        if fd < 0 { throw SystemdError(.journalStream, errno: -fd, "sd_journal_stream_fd(\(identifier))") }
+        if fd < 0 { throw SystemdError(.journalStream, errno: Errno(-fd), "sd_journal_stream_fd(\(identifier))") }
         return fd
     }
 }

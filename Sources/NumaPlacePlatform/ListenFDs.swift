@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import NumaPlaceSyscall
 
 /// The sockets systemd passed by socket activation (`numaplaced.socket`), from
 /// `sd_listen_fds_with_names(3)`.
@@ -45,7 +46,7 @@ public enum ListenFDs {
                 free(names)
             }
         }
-        if count < 0 { throw SystemdError(.listenFDs, errno: -count, "sd_listen_fds_with_names") }
+        if count < 0 { throw SystemdError(.listenFDs, errno: Errno(-count), "sd_listen_fds_with_names") }
         var sockets: [Socket] = []
         for i in 0..<count {
             let fd = Int32(SD_LISTEN_FDS_START) + i
@@ -59,10 +60,10 @@ public enum ListenFDs {
     public static func validate(fd: Int32, name: String = "unknown") throws(SystemdError) -> Socket {
         let rc = sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0)
         if rc < 0 {
-            throw SystemdError(.notAUnixStreamListener, errno: -rc, "passed fd \(fd) (\(name))")
+            throw SystemdError(.notAUnixStreamListener, errno: Errno(-rc), "passed fd \(fd) (\(name))")
         }
         if rc == 0 {
-            throw SystemdError(.notAUnixStreamListener, errno: 0,
+            throw SystemdError(.notAUnixStreamListener, errno: nil,
                                "passed fd \(fd) (\(name)) is not a listening AF_UNIX SOCK_STREAM socket")
         }
         return Socket(fd: fd, name: name, path: unixSocketPath(fd))

@@ -1,5 +1,6 @@
 import CNumaPlaceShim
 import Glibc
+import NumaPlaceSyscall
 
 /// A process descriptor (pidfd(2)) that this object owns and closes when it is released.
 ///

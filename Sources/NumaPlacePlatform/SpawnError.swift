@@ -1,5 +1,6 @@
 import CNumaPlaceShim
 import NumaPlaceCore
+import NumaPlaceSyscall
 
 /// The step of the spawn sequence (DESIGN.md) at which something failed or degraded.
 /// The raw value is the `step` of the Varlink `SpawnFailed` error.

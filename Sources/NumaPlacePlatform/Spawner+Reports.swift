@@ -1,6 +1,7 @@
 import CNumaPlaceShim
 import Glibc
 import NumaPlaceCore
+import NumaPlaceSyscall
 
 extension Spawner {
     // MARK: Reports

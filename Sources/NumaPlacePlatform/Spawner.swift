@@ -1,6 +1,7 @@
 import CNumaPlaceShim
 import Glibc
 import NumaPlaceCore
+import NumaPlaceSyscall
 
 /// A started worker: its pid, the pidfd this object owns, and what the child had to weaken.
 public struct SpawnedProcess: Sendable {

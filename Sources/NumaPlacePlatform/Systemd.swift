@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import NumaPlaceSyscall
 
 /// A libsystemd call that failed: which one, the errno it returned (libsystemd returns `-errno`),
 /// and what it was about (the fd, the socket path).
@@ -23,18 +24,18 @@ public struct SystemdError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public let code: Code
-    /// The errno, positive; 0 where none applies.
-    public let errno: Int32
+    /// The errno; nil where none applies.
+    public let errno: Errno?
     public let context: String
 
-    public init(_ code: Code, errno: Int32, _ context: String) {
+    public init(_ code: Code, errno: Errno?, _ context: String) {
         self.code = code
         self.errno = errno
         self.context = context
     }
 
     public var description: String {
-        let reason = errno == 0 ? "" : ": " + String(cString: strerror(errno))
+        let reason = errno.map { ": \($0)" } ?? ""
         return "\(code.rawValue): \(context)\(reason)"
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import NumaPlaceSyscall
 
 /// Tells the service manager how the daemon is doing, through `sd_notify(3)` (`Type=notify`).
 ///
@@ -69,7 +70,7 @@ public struct SystemdNotifier: Sendable {
     public func send(_ assignments: [(key: String, value: String)]) throws(SystemdError) -> Bool {
         let message = Self.message(assignments)
         let rc = sd_notify(0, message)
-        if rc < 0 { throw SystemdError(.notify, errno: -rc, "sd_notify(\(assignments.map(\.key).joined(separator: ",")))") }
+        if rc < 0 { throw SystemdError(.notify, errno: Errno(-rc), "sd_notify(\(assignments.map(\.key).joined(separator: ",")))") }
         return rc > 0
     }
 
@@ -79,7 +80,7 @@ public struct SystemdNotifier: Sendable {
     public func watchdogInterval() throws(SystemdError) -> Duration? {
         var usec: UInt64 = 0
         let rc = sd_watchdog_enabled(0, &usec)
-        if rc < 0 { throw SystemdError(.watchdog, errno: -rc, "sd_watchdog_enabled") }
+        if rc < 0 { throw SystemdError(.watchdog, errno: Errno(-rc), "sd_watchdog_enabled") }
         guard rc > 0, usec > 0 else { return nil }
         return .microseconds(Int64(clamping: usec))
     }

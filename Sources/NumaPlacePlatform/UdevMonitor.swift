@@ -1,5 +1,6 @@
 import CUdev
 import NumaPlaceCore
+import NumaPlaceSyscall
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,12 +35,12 @@ public struct UdevEvent: Hashable, Sendable {
 public final class UdevMonitor: @unchecked Sendable {
     public struct MonitorError: Error, CustomStringConvertible {
         public let step: String
-        public let errno: Int32
-        public init(step: String, errno: Int32) {
+        public let errno: Errno
+        public init(step: String, errno: Errno) {
             self.step = step
             self.errno = errno
         }
-        public var description: String { "\(step): \(String(cString: strerror(errno)))" }
+        public var description: String { "\(step): \(errno)" }
     }
 
     public static let subsystems = ["pci", "cpu", "node"]
@@ -50,10 +51,10 @@ public final class UdevMonitor: @unchecked Sendable {
 
     public init(source: EventSource, subsystems: [String] = UdevMonitor.subsystems,
                 receiveBufferBytes: Int32 = 8 << 20) throws(MonitorError) {
-        guard source != .none else { throw MonitorError(step: "event source none", errno: EINVAL) }
-        guard let u = udev_new() else { throw MonitorError(step: "udev_new", errno: errno) }
+        guard source != .none else { throw MonitorError(step: "event source none", errno: .invalidArgument) }
+        guard let u = udev_new() else { throw MonitorError(step: "udev_new", errno: .current) }
         guard let m = udev_monitor_new_from_netlink(u, source.rawValue) else {
-            let e = errno
+            let e = Errno.current
             udev_unref(u)
             throw MonitorError(step: "udev_monitor_new_from_netlink(\(source.rawValue))", errno: e)
         }
@@ -70,7 +71,7 @@ public final class UdevMonitor: @unchecked Sendable {
         if rc < 0 {
             udev_monitor_unref(m)
             udev_unref(u)
-            throw MonitorError(step: "udev_monitor_enable_receiving", errno: -rc)
+            throw MonitorError(step: "udev_monitor_enable_receiving", errno: Errno(-rc))
         }
     }
 
@@ -84,13 +85,21 @@ public final class UdevMonitor: @unchecked Sendable {
 
     /// Receives one event, or nil when none is pending (or the one pending was filtered out).
     public func receive() -> UdevEvent? {
-        guard let dev = udev_monitor_receive_device(monitor) else { return nil }
+        try? receiveEvent().get()
+    }
+
+    /// Receives one event, or else the errno `udev_monitor_receive_device` left, read right after the
+    /// call so that no Swift code between can change it: EAGAIN when none is pending, ENOBUFS when the
+    /// socket overflowed and events were lost, 0 when the one pending was filtered out.
+    public func receiveEvent() -> Result<UdevEvent, Errno> {
+        errno = 0
+        guard let dev = udev_monitor_receive_device(monitor) else { return .failure(.current) }
         defer { udev_device_unref(dev) }
         func str(_ p: UnsafePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UdevEvent(action: str(udev_device_get_action(dev)), subsystem: str(udev_device_get_subsystem(dev)),
+        return .success(UdevEvent(action: str(udev_device_get_action(dev)), subsystem: str(udev_device_get_subsystem(dev)),
                          sysname: str(udev_device_get_sysname(dev)), devpath: str(udev_device_get_devpath(dev)),
-                         receivedAt: UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000)
+                         receivedAt: UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000))
     }
 }

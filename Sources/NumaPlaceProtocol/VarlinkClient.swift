@@ -6,6 +6,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import NumaPlaceSyscall
 
 /// A blocking Varlink client over a Unix stream socket, for numaplacectl, benchmarks and tests.
 ///
@@ -14,16 +15,16 @@ import Glibc
 /// shared `VarlinkFramer`.
 public final class VarlinkClient {
     public enum ClientError: Error, CustomStringConvertible {
-        case connect(path: String, errno: Int32)
-        case io(errno: Int32)
+        case connect(path: String, errno: Errno)
+        case io(errno: Errno)
         case closed
         case protocolViolation(String)
         case remote(VarlinkError)
 
         public var description: String {
             switch self {
-            case .connect(let path, let e): return "cannot connect to \(path): \(String(cString: strerror(e)))"
-            case .io(let e): return "socket error: \(String(cString: strerror(e)))"
+            case .connect(let path, let e): return "cannot connect to \(path): \(e)"
+            case .io(let e): return "socket error: \(e)"
             case .closed: return "the daemon closed the connection"
             case .protocolViolation(let why): return "protocol violation: \(why)"
             case .remote(let e): return e.description
@@ -41,13 +42,13 @@ public final class VarlinkClient {
     public init(path: String) throws(ClientError) {
         self.path = path
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard s >= 0 else { throw .connect(path: path, errno: errno) }
+        guard s >= 0 else { throw .connect(path: path, errno: .current) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
             close(s)
-            throw .connect(path: path, errno: ENAMETOOLONG)
+            throw .connect(path: path, errno: Errno(ENAMETOOLONG))
         }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
@@ -58,7 +59,7 @@ public final class VarlinkClient {
             }
         }
         if rc != 0 {
-            let e = errno
+            let e = Errno.current
             close(s)
             throw .connect(path: path, errno: e)
         }
@@ -69,24 +70,21 @@ public final class VarlinkClient {
 
     /// Sends raw bytes (tests use this to send hostile input).
     public func send(raw bytes: [UInt8]) throws(ClientError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(errno: errno)
-            }
-            offset += n
+        do {
+            try Syscall.transferAll(bytes) { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        } catch {
+            throw .io(errno: error)
         }
     }
 
     /// Reads the next reply message (without its NUL).
     public func receiveRaw() throws(ClientError) -> [UInt8] {
         while pending.isEmpty {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(errno: errno)
+            let n: Int
+            do {
+                n = try Syscall.retrying { buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+            } catch {
+                throw .io(errno: error)
             }
             if n == 0 { throw .closed }
             do {

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceSyscall
 import NumaPlaceProtocol
 
 /// What the daemon benchmarks and the soak share: a clock, percentiles, /proc readings of another
@@ -167,9 +168,7 @@ enum Bench {
         let rc = posix_spawn(&pid, argv.path, nil, nil, &args, environ)
         guard rc == 0 else { throw Failure("posix_spawn \(argv.path): \(Errno(rc))") }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw Failure("waitpid: \(Errno.current)") }
-        }
+        do { _ = try Syscall.retrying { waitpid(pid, &status, 0) } } catch { throw Failure("waitpid: \(error)") }
         guard status == 0 else { throw Failure("\(argv.path): wait status \(status)") }
     }
 
@@ -190,9 +189,7 @@ enum Bench {
         }
         guard rc == 0 else { throw Failure("posix_spawn \(argv.path): \(Errno(rc))") }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw Failure("waitpid: \(Errno.current)") }
-        }
+        do { _ = try Syscall.retrying { waitpid(pid, &status, 0) } } catch { throw Failure("waitpid: \(error)") }
         guard status == 0 else { throw Failure("\(argv.path): wait status \(status)") }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceSyscall
 import NumaPlaceProtocol
 
 /// `numaplace-bench hotplug`: how fast a Monitor client hears of a uevent on a managed device.

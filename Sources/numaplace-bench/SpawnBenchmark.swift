@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceSyscall
 
 /// Spawn-to-exit latency of `/bin/true`, three ways, interleaved round-robin so that drift in the
 /// machine's load (other builds, frequency changes) hits all three alike:
@@ -139,8 +140,10 @@ struct SpawnBenchmark: ParsableCommand {
         let rc = posix_spawn(&pid, argv[0], nil, &attr, &cArgs, environ)
         guard rc == 0 else { throw SpawnFailure(description: "posix_spawn \(argv[0]): \(Errno(rc))") }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw SpawnFailure(description: "waitpid: \(Errno.current)") }
+        do {
+            _ = try Syscall.retrying { waitpid(pid, &status, 0) }
+        } catch {
+            throw SpawnFailure(description: "waitpid: \(error)")
         }
         guard status == 0 else { throw SpawnFailure(description: "\(argv.joined(separator: " ")): wait status \(status)") }
     }

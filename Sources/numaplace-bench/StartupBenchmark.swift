@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceSyscall
 import NumaPlaceProtocol
 
 /// `numaplace-bench startup`: from exec of `numaplaced --sysfs-root DIR` to `READY=1` on

@@ -7,15 +7,16 @@ import Foundation
 import Glibc
 #endif
 import NumaPlaceProtocol
+import NumaPlaceSyscall
 
 /// What can end a numaplacectl run, each with its exit code (docs/cli.md, "Exit codes").
 enum CtlError: Error, CustomStringConvertible {
     /// The daemon answered with a Varlink error: 1, or 77 for PermissionDenied.
     case remote(VarlinkError)
     /// No daemon at the socket (missing, refused): 69, EX_UNAVAILABLE.
-    case unreachable(path: String, errno: Int32)
+    case unreachable(path: String, errno: Errno)
     /// The socket exists but we may not connect to it: 77, EX_NOPERM.
-    case socketPermission(path: String, errno: Int32)
+    case socketPermission(path: String, errno: Errno)
     /// The connection broke mid-call: 69.
     case connectionLost(String)
     /// The daemon sent something that is not a valid reply: 76, EX_PROTOCOL.
@@ -40,9 +41,9 @@ enum CtlError: Error, CustomStringConvertible {
         switch self {
         case .remote(let e): return e.inWords
         case .unreachable(let path, let e):
-            return "cannot reach numaplaced at \(path): \(String(cString: strerror(e))) (is the daemon running? --socket or NUMAPLACE_SOCKET choose another socket)"
+            return "cannot reach numaplaced at \(path): \(e) (is the daemon running? --socket or NUMAPLACE_SOCKET choose another socket)"
         case .socketPermission(let path, let e):
-            return "may not connect to \(path): \(String(cString: strerror(e))) (the socket is for root and the numaplace group)"
+            return "may not connect to \(path): \(e) (the socket is for root and the numaplace group)"
         case .connectionLost(let why): return "lost the connection to numaplaced: \(why)"
         case .protocolViolation(let why): return "numaplaced sent an invalid reply: \(why)"
         case .usage(let why): return why

@@ -9,6 +9,7 @@ import Glibc
 #endif
 import NumaPlaceCore
 import NumaPlaceProtocol
+import NumaPlaceSyscall
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -177,25 +178,18 @@ enum AtomicFile {
         guard !base.isEmpty else { throw .usage("--output \(path): names a directory, not a file") }
         let temp = (dir == "/" ? "" : dir) + "/.\(base).numaplacectl-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .local("cannot create \(temp): \(String(cString: strerror(errno)))") }
-        var failure: Int32? = nil   // the errno of the call that failed
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty, failure == nil {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                failure = errno
-            } else {
-                bytes = bytes.dropFirst(n)
-            }
+        guard fd >= 0 else {
+            let e = Errno.current
+            throw .local("cannot create \(temp): \(e)")
         }
-        if failure == nil && fsync(fd) != 0 { failure = errno }
+        var failure: Errno? = nil   // the errno of the call that failed
+        do { try Syscall.writeAll(fd, Array(text.utf8)) } catch { failure = error }
+        if failure == nil && fsync(fd) != 0 { failure = .current }
         close(fd)
-        if failure == nil && rename(temp, path) != 0 { failure = errno }
+        if failure == nil && rename(temp, path) != 0 { failure = .current }
         if let failure {
-            let why = String(cString: strerror(failure))
             unlink(temp)
-            throw .local("cannot write \(path): \(why)")
+            throw .local("cannot write \(path): \(failure)")
         }
     }
 }

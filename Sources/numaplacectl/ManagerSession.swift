@@ -7,6 +7,7 @@ import Foundation
 import Glibc
 #endif
 import NumaPlaceProtocol
+import NumaPlaceSyscall
 
 /// One reply: its parameters as sent (for `--json`, printed exactly) and whether more follow.
 struct Reply {
@@ -36,7 +37,7 @@ final class ManagerSession {
             client = try VarlinkClient(path: path)
         } catch {
             switch error {
-            case .connect(_, let e) where e == EACCES || e == EPERM: throw .socketPermission(path: path, errno: e)
+            case .connect(_, let e) where e == .permissionDenied || e == .notPermitted: throw .socketPermission(path: path, errno: e)
             case .connect(_, let e): throw .unreachable(path: path, errno: e)
             default: throw .connectionLost(error.description)
             }
@@ -82,7 +83,7 @@ final class ManagerSession {
     private static func map(_ error: VarlinkClient.ClientError) -> CtlError {
         switch error {
         case .connect(let path, let e): return .unreachable(path: path, errno: e)
-        case .io(let e): return .connectionLost(String(cString: strerror(e)))
+        case .io(let e): return .connectionLost(e.description)
         case .closed: return .connectionLost("the daemon closed the connection")
         case .protocolViolation(let why): return .protocolViolation(why)
         case .remote(let e): return .remote(e)

@@ -7,6 +7,7 @@ import Foundation
 import Glibc
 #endif
 import NumaPlaceProtocol
+import NumaPlaceSyscall
 
 /// Writing to stdout and stderr. stdout is flushed after every write so that a `monitor` piped into
 /// another program delivers each event as it happens.
@@ -20,15 +21,8 @@ enum Output {
     }
 
     static func write(_ text: String, to fd: Int32) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return  // a closed pipe: nobody is reading, nothing to report to
-            }
-            bytes = bytes.dropFirst(n)
-        }
+        // A failure is a closed pipe: nobody is reading, nothing to report to.
+        try? Syscall.writeAll(fd, Array(text.utf8))
     }
 
     /// The reply parameters, pretty-printed with sorted keys (what `--json` prints).

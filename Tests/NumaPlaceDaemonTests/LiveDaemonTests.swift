@@ -131,7 +131,7 @@ extension VarlinkClient {
         } catch .closed {
             return true
         } catch .io(let e) {
-            return e == ECONNRESET || e == EPIPE
+            return e.rawValue == ECONNRESET || e.rawValue == EPIPE
         } catch {
             return false
         }
@@ -428,7 +428,7 @@ extension JSONValue {
                 received += 1
             } catch .closed {
                 ended = true
-            } catch .io(let e) where e == ECONNRESET {
+            } catch .io(let e) where e.rawValue == ECONNRESET {
                 ended = true
             } catch {
                 Issue.record("the slow Monitor client was not dropped: \(error) after \(received) replies")

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceSyscall
 import Testing
 import NumaPlaceTestSupport
 

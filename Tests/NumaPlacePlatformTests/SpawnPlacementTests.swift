@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import NumaPlaceCore
 import NumaPlacePlatform
+import NumaPlaceSyscall
 import Testing
 import NumaPlaceTestSupport
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import NumaPlacePlatform
+import NumaPlaceSyscall
 import Testing
 
 /// The sd_notify, socket activation and journald wrappers against libsystemd itself, with the
@@ -82,7 +83,7 @@ import Testing
         try withEnvironment(["NOTIFY_SOCKET": "/nonexistent/numaplace/notify"]) { () throws in
             let error = #expect(throws: SystemdError.self) { try SystemdNotifier().ready() }
             #expect(error?.code == .notify)
-            #expect(error?.errno == ENOENT)
+            #expect(error?.errno == .noSuchFileOrDirectory)
         }
     }
 
@@ -104,7 +105,7 @@ import Testing
             #expect(try SystemdNotifier().watchdogInterval() == nil)
         }
         try withEnvironment(["WATCHDOG_USEC": "thirty", "WATCHDOG_PID": me]) { () throws in
-            #expect(throws: SystemdError(.watchdog, errno: EINVAL, "sd_watchdog_enabled")) {
+            #expect(throws: SystemdError(.watchdog, errno: .invalidArgument, "sd_watchdog_enabled")) {
                 try SystemdNotifier().watchdogInterval()
             }
         }
@@ -125,14 +126,14 @@ import Testing
         try #require(pipe(&fds) == 0)
         defer { close(fds[0]); close(fds[1]) }
         for fd in [notListening.fd, datagram.fd, fds[0]] {
-            #expect(throws: SystemdError(.notAUnixStreamListener, errno: 0,
+            #expect(throws: SystemdError(.notAUnixStreamListener, errno: nil,
                                          "passed fd \(fd) (unknown) is not a listening AF_UNIX SOCK_STREAM socket")) {
                 try ListenFDs.validate(fd: fd)
             }
         }
         // A closed descriptor: sd_is_socket_unix returns -EBADF.
         let closed = fds[1] + 1000
-        #expect(throws: SystemdError(.notAUnixStreamListener, errno: EBADF, "passed fd \(closed) (unknown)")) {
+        #expect(throws: SystemdError(.notAUnixStreamListener, errno: Errno(EBADF), "passed fd \(closed) (unknown)")) {
             try ListenFDs.validate(fd: closed)
         }
     }
@@ -146,7 +147,7 @@ import Testing
             #expect(try ListenFDs.take().isEmpty)
         }
         try withEnvironment(["LISTEN_FDS": "one", "LISTEN_PID": String(getpid()), "LISTEN_FDNAMES": nil]) { () throws in
-            #expect(throws: SystemdError(.listenFDs, errno: EINVAL, "sd_listen_fds_with_names")) {
+            #expect(throws: SystemdError(.listenFDs, errno: .invalidArgument, "sd_listen_fds_with_names")) {
                 try ListenFDs.take()
             }
         }
@@ -188,7 +189,7 @@ import Testing
                 }
                 out += "LISTEN_FDS " + (getenv("LISTEN_FDS") == nil ? "unset" : "set") + "\n"
             } catch {
-                out += "error \(error.code.rawValue) errno=\(error.errno)\n"
+                out += "error \(error.code.rawValue) errno=\(error.errno?.rawValue ?? 0)\n"
             }
             let bytes = Array(out.utf8)
             _ = bytes.withUnsafeBytes { write(report[1], $0.baseAddress, $0.count) }
@@ -344,7 +345,7 @@ import Testing
         }
         let error = #expect(throws: SystemdError.self) { try JournalStream.open(identifier: "x") }
         #expect(error?.code == .journalStream)
-        #expect(error?.errno == ENOENT)
+        #expect(error?.errno == .noSuchFileOrDirectory)
     }
 
     // MARK: Field names, stderr format, destination
