@@ -1,5 +1,4 @@
 import Glibc
-import NumaPlaceSyscall
 
 /// NUL-terminated C strings and a NULL-terminated array of pointers to them, as execve takes argv
 /// and envp, in one allocation each; freed with the object.
