@@ -65,15 +65,18 @@ extension ExportCommand {
 struct SlurmGres: ExportCommand {
     static let configuration = CommandConfiguration(
         commandName: "slurm-gres",
-        abstract: "gres.conf lines, one per GPU, with Cores= set to the cores local to it.",
+        abstract: "gres.conf lines that slurmd accepts, with Cores= set to the cores local to each device.",
         discussion: """
         Cores= are Slurm's logical core indices ("Core L#" in lstopo -l: socket by socket, in sub-NUMA \
         clusters node by node), not CPU numbers and not the kernel's core_id. A device whose locality is \
         unknown gets no Cores= and a comment saying so.
 
-        File= needs the device file, which sysfs does not name (NVIDIA minor numbers come from the \
-        driver), so it is written only from --file-pattern: {index} is the device's position among those \
-        exported (PCI order), {address} its PCI address. Without it each line has Count=1.
+        slurmd accepts several records for one name only when each has File=. So each device gets a line \
+        with File= when every device file is known: from --file-pattern ({index} counts the exported \
+        devices of each kind in PCI order, {address} is the PCI address), else from the scan (/dev/nvidiaN \
+        for NVIDIA GPUs, the /dev/dri render node for other GPUs, /dev/accel/accelN or /dev/veN for \
+        accelerators, /dev/infiniband/uverbsN for RDMA NICs). Otherwise one Count= line, when all the \
+        devices share one core set; when they do not, the export stops and asks for --file-pattern.
 
         Examples:
           numaplacectl export slurm-gres --file-pattern '/dev/nvidia{index}' --type a100
@@ -95,7 +98,7 @@ struct SlurmGres: ExportCommand {
     @Option(name: .long, help: ArgumentHelp("Only devices of this PCI vendor: hex id (10de) or name (nvidia).", valueName: "vendor"))
     var vendor: String?
 
-    @Option(name: .long, help: ArgumentHelp("File= from this pattern ({index}, {address}).", valueName: "pattern"))
+    @Option(name: .long, help: ArgumentHelp("File= from this pattern ({index} per kind, {address}) instead of the scanned device files.", valueName: "pattern"))
     var filePattern: String?
 
     @Option(name: .long, help: "Start every line with NodeName=NAME.")
@@ -126,7 +129,9 @@ struct SlurmGres: ExportCommand {
     func run() throws {
         let exporter = try exporter
         let (inventory, source) = try inventory()
-        try emit(exporter.render(inventory, source: source))
+        let text: String
+        do { text = try exporter.render(inventory, source: source) } catch { throw CtlError.local(error.description) }
+        try emit(text)
     }
 }
 
