@@ -142,8 +142,8 @@ struct NFD: ExportCommand {
         discussion: """
         Install it as /etc/kubernetes/node-feature-discovery/features.d/numaplaced; every line becomes a \
         node label. Names and values are valid Kubernetes labels: addresses are written 0000_3b_00_0 and CPU \
-        lists 0-7_16-23. NFD v0.13 and newer accept the numaplaced.io namespace; older nfd-master needs \
-        -extra-label-ns=numaplaced.io.
+        lists 0-7_16-23. Needs NFD v0.14.0 or newer: its local source skips the file's # comment lines, \
+        which older versions read as features. Those versions accept the numaplaced.io namespace as is.
 
         Examples:
           numaplacectl export nfd -o features.d/numaplaced
