@@ -12,12 +12,12 @@ import NumaPlaceProtocol
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write the device → CPU map in the formats cluster layers read (Slurm, Kubernetes NFD).",
+        abstract: "Write the device → CPU map in the formats cluster layers read (Slurm, Kubernetes NFD and NodeResourceTopology).",
         discussion: """
         From the running daemon (GetTopology), or offline from a sysfs tree with --sysfs-root DIR (a \
         captured machine, or / for this host without a daemon; offline uses the built-in device classes).
         """,
-        subcommands: [SlurmGres.self, NFD.self])
+        subcommands: [SlurmGres.self, NFD.self, NRT.self])
 }
 
 /// Where an export reads the model from and where it writes.
@@ -58,7 +58,7 @@ extension ExportCommand {
     }
 
     func refuseJSON() throws {
-        if global.json { throw ValidationError("--json does not apply to exports: they write gres.conf and NFD feature files") }
+        if global.json { throw ValidationError("--json does not apply to exports: they write their own formats (export nrt is JSON already)") }
     }
 }
 
@@ -164,6 +164,67 @@ struct NFD: ExportCommand {
     func run() throws {
         let (inventory, source) = try inventory()
         try emit(NFDFeatureExport(prefix: prefix).render(inventory, source: source))
+    }
+}
+
+struct NRT: ExportCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nrt",
+        abstract: "A NodeResourceTopology object (topology.node.k8s.io/v1alpha2) as JSON, for kubectl apply.",
+        discussion: """
+        One zone per NUMA node (node-N, type Node) with its distances as costs and its CPUs, memory and \
+        devices (PREFIX/gpu, PREFIX/accelerator, PREFIX/nic) as resources; capacity, allocatable and \
+        available are what the machine has. The topology-aware scheduler plugin (NodeResourceTopologyMatch) \
+        reads it; the CRD must be installed. --topology-manager-policy and --topology-manager-scope repeat \
+        kubelet's settings, which the plugin needs and sysfs does not hold.
+
+        Examples:
+          numaplacectl export nrt --node-name worker-1 --topology-manager-policy single-numa-node | kubectl apply -f -
+          numaplacectl export nrt --sysfs-root /tmp/machine --node-name test
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var export: ExportOptions
+
+    @Option(name: .long, help: "metadata.name: the Kubernetes node name (default: this host's name, lower-cased).")
+    var nodeName: String?
+
+    @Option(name: .long, help: "The resource name prefix for devices.")
+    var prefix: String = "numaplaced.io"
+
+    @Option(name: .long, help: ArgumentHelp("kubelet's topology manager policy (none, best-effort, restricted, single-numa-node).", valueName: "policy"))
+    var topologyManagerPolicy: String?
+
+    @Option(name: .long, help: ArgumentHelp("kubelet's topology manager scope (container, pod).", valueName: "scope"))
+    var topologyManagerScope: String?
+
+    var exporter: NodeResourceTopologyExport {
+        NodeResourceTopologyExport(nodeName: nodeName ?? Self.hostName(), prefix: prefix,
+                                   policy: topologyManagerPolicy, scope: topologyManagerScope)
+    }
+
+    /// uname(2)'s nodename, which kubelet also takes as the node name unless told otherwise.
+    static func hostName() -> String {
+        var u = utsname()
+        guard uname(&u) == 0 else { return "localhost" }
+        let name = withUnsafeBytes(of: &u.nodename) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return name.isEmpty ? "localhost" : name.lowercased()
+    }
+
+    func validate() throws {
+        try refuseJSON()
+        do { try exporter.validate() } catch { throw ValidationError(error.description) }
+    }
+
+    func run() throws {
+        let (inventory, _) = try inventory()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data: Data
+        do { data = try encoder.encode(exporter.object(for: inventory)) } catch { throw CtlError.local("encoding the object: \(error)") }
+        try emit(String(decoding: data, as: UTF8.self) + "\n")
     }
 }
 
