@@ -1,5 +1,7 @@
 /// A Node Feature Discovery feature file: what the local feature source of nfd-worker reads from
 /// `/etc/kubernetes/node-feature-discovery/features.d/`, one `name=value` per line, `#` comments.
+/// The local source skips `#` lines from NFD v0.14.0; older nfd-workers read them as feature names
+/// (which then fail label validation), so the file is for v0.14.0 and newer.
 ///
 /// Every name becomes a node label, so every name and value here is a valid Kubernetes label key and
 /// value (checked by `isValidLabelKey` / `isValidLabelValue`; anything that would not be is left out

@@ -13,12 +13,12 @@ import NumaPlaceSyscall
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write the device → CPU map in the formats cluster layers read (Slurm, Kubernetes NFD).",
+        abstract: "Write the device → CPU map in the formats cluster layers read (Slurm, Kubernetes NFD and NodeResourceTopology).",
         discussion: """
         From the running daemon (GetTopology), or offline from a sysfs tree with --sysfs-root DIR (a \
         captured machine, or / for this host without a daemon; offline uses the built-in device classes).
         """,
-        subcommands: [SlurmGres.self, NFD.self])
+        subcommands: [SlurmGres.self, NFD.self, NRT.self])
 }
 
 /// Where an export reads the model from and where it writes.
@@ -59,22 +59,25 @@ extension ExportCommand {
     }
 
     func refuseJSON() throws {
-        if global.json { throw ValidationError("--json does not apply to exports: they write gres.conf and NFD feature files") }
+        if global.json { throw ValidationError("--json does not apply to exports: they write their own formats (export nrt is JSON already)") }
     }
 }
 
 struct SlurmGres: ExportCommand {
     static let configuration = CommandConfiguration(
         commandName: "slurm-gres",
-        abstract: "gres.conf lines, one per GPU, with Cores= set to the cores local to it.",
+        abstract: "gres.conf lines that slurmd accepts, with Cores= set to the cores local to each device.",
         discussion: """
         Cores= are Slurm's logical core indices ("Core L#" in lstopo -l: socket by socket, in sub-NUMA \
         clusters node by node), not CPU numbers and not the kernel's core_id. A device whose locality is \
         unknown gets no Cores= and a comment saying so.
 
-        File= needs the device file, which sysfs does not name (NVIDIA minor numbers come from the \
-        driver), so it is written only from --file-pattern: {index} is the device's position among those \
-        exported (PCI order), {address} its PCI address. Without it each line has Count=1.
+        slurmd accepts several records for one name only when each has File=. So each device gets a line \
+        with File= when every device file is known: from --file-pattern ({index} counts the exported \
+        devices of each kind in PCI order, {address} is the PCI address), else from the scan (/dev/nvidiaN \
+        for NVIDIA GPUs, the /dev/dri render node for other GPUs, /dev/accel/accelN or /dev/veN for \
+        accelerators, /dev/infiniband/uverbsN for RDMA NICs). Otherwise one Count= line, when all the \
+        devices share one core set; when they do not, the export stops and asks for --file-pattern.
 
         Examples:
           numaplacectl export slurm-gres --file-pattern '/dev/nvidia{index}' --type a100
@@ -96,7 +99,7 @@ struct SlurmGres: ExportCommand {
     @Option(name: .long, help: ArgumentHelp("Only devices of this PCI vendor: hex id (10de) or name (nvidia).", valueName: "vendor"))
     var vendor: String?
 
-    @Option(name: .long, help: ArgumentHelp("File= from this pattern ({index}, {address}).", valueName: "pattern"))
+    @Option(name: .long, help: ArgumentHelp("File= from this pattern ({index} per kind, {address}) instead of the scanned device files.", valueName: "pattern"))
     var filePattern: String?
 
     @Option(name: .long, help: "Start every line with NodeName=NAME.")
@@ -127,7 +130,9 @@ struct SlurmGres: ExportCommand {
     func run() throws {
         let exporter = try exporter
         let (inventory, source) = try inventory()
-        try emit(exporter.render(inventory, source: source))
+        let text: String
+        do { text = try exporter.render(inventory, source: source) } catch { throw CtlError.local(error.description) }
+        try emit(text)
     }
 }
 
@@ -138,8 +143,8 @@ struct NFD: ExportCommand {
         discussion: """
         Install it as /etc/kubernetes/node-feature-discovery/features.d/numaplaced; every line becomes a \
         node label. Names and values are valid Kubernetes labels: addresses are written 0000_3b_00_0 and CPU \
-        lists 0-7_16-23. NFD v0.13 and newer accept the numaplaced.io namespace; older nfd-master needs \
-        -extra-label-ns=numaplaced.io.
+        lists 0-7_16-23. Needs NFD v0.14.0 or newer: its local source skips the file's # comment lines, \
+        which older versions read as features. Those versions accept the numaplaced.io namespace as is.
 
         Examples:
           numaplacectl export nfd -o features.d/numaplaced
@@ -160,6 +165,67 @@ struct NFD: ExportCommand {
     func run() throws {
         let (inventory, source) = try inventory()
         try emit(NFDFeatureExport(prefix: prefix).render(inventory, source: source))
+    }
+}
+
+struct NRT: ExportCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nrt",
+        abstract: "A NodeResourceTopology object (topology.node.k8s.io/v1alpha2) as JSON, for kubectl apply.",
+        discussion: """
+        One zone per NUMA node (node-N, type Node) with its distances as costs and its CPUs, memory and \
+        devices (PREFIX/gpu, PREFIX/accelerator, PREFIX/nic) as resources; capacity, allocatable and \
+        available are what the machine has. The topology-aware scheduler plugin (NodeResourceTopologyMatch) \
+        reads it; the CRD must be installed. --topology-manager-policy and --topology-manager-scope repeat \
+        kubelet's settings, which the plugin needs and sysfs does not hold.
+
+        Examples:
+          numaplacectl export nrt --node-name worker-1 --topology-manager-policy single-numa-node | kubectl apply -f -
+          numaplacectl export nrt --sysfs-root /tmp/machine --node-name test
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var export: ExportOptions
+
+    @Option(name: .long, help: "metadata.name: the Kubernetes node name (default: this host's name, lower-cased).")
+    var nodeName: String?
+
+    @Option(name: .long, help: "The resource name prefix for devices.")
+    var prefix: String = "numaplaced.io"
+
+    @Option(name: .long, help: ArgumentHelp("kubelet's topology manager policy (none, best-effort, restricted, single-numa-node).", valueName: "policy"))
+    var topologyManagerPolicy: String?
+
+    @Option(name: .long, help: ArgumentHelp("kubelet's topology manager scope (container, pod).", valueName: "scope"))
+    var topologyManagerScope: String?
+
+    var exporter: NodeResourceTopologyExport {
+        NodeResourceTopologyExport(nodeName: nodeName ?? Self.hostName(), prefix: prefix,
+                                   policy: topologyManagerPolicy, scope: topologyManagerScope)
+    }
+
+    /// uname(2)'s nodename, which kubelet also takes as the node name unless told otherwise.
+    static func hostName() -> String {
+        var u = utsname()
+        guard uname(&u) == 0 else { return "localhost" }
+        let name = withUnsafeBytes(of: &u.nodename) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return name.isEmpty ? "localhost" : name.lowercased()
+    }
+
+    func validate() throws {
+        try refuseJSON()
+        do { try exporter.validate() } catch { throw ValidationError(error.description) }
+    }
+
+    func run() throws {
+        let (inventory, _) = try inventory()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data: Data
+        do { data = try encoder.encode(exporter.object(for: inventory)) } catch { throw CtlError.local("encoding the object: \(error)") }
+        try emit(String(decoding: data, as: UTF8.self) + "\n")
     }
 }
 

@@ -5,7 +5,7 @@ import NumaPlaceTestSupport
 import Testing
 
 /// The real-machine fixtures (found and extracted by `FixtureLibrary`), each scanned once.
-private enum ExportFixtures {
+enum ExportFixtures {
     static let names = FixtureLibrary.names
     static var available: Bool { FixtureLibrary.isPresent }
     static let absent = Comment(rawValue: FixtureLibrary.absentMessage)
@@ -30,11 +30,11 @@ private enum ExportFixtures {
 }
 
 /// Reads `Cores=` (and any other field) back out of a gres.conf line.
-private func field(_ name: String, of line: String) -> String? {
+func field(_ name: String, of line: String) -> String? {
     line.split(separator: " ").first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
 }
 
-private func cpus(_ text: String) throws -> CPUSet { try CPUSet(cpulist: text) }
+func cpus(_ text: String) throws -> CPUSet { try CPUSet(cpulist: text) }
 
 /// The cluster exports (`swift test --filter ExportsTests`).
 @Suite struct ExportsTests {}
@@ -77,7 +77,7 @@ struct SlurmGres {
                              locality: .node(node1, cpuNodes: [node1]), cpus: t.cpus(of: [node1]), pciePath: [],
                              warnings: [])
         inventory.update(onNode1.address, with: onNode1)
-        let lines = SlurmGresExport().entries(for: inventory).map(\.line)
+        let lines = try SlurmGresExport().entries(for: inventory).map(\.line)
         // The Matrox VGA on this machine is a display adapter: never a GPU line.
         #expect(lines == ["Name=gpu Count=1 Cores=6-11"])
     }
@@ -88,28 +88,29 @@ struct SlurmGres {
     @Test(.enabled(if: ExportFixtures.available, ExportFixtures.absent))
     func coresOfKnownDevices() throws {
         let mic = SlurmGresExport(kinds: [.gpu, .accelerator], filePattern: "/dev/mic{index}")
-        let lines = mic.entries(for: try ExportFixtures.inventory("hwloc-32em64t-2n8c+1mic")).map(\.line)
+        let lines = try mic.entries(for: try ExportFixtures.inventory("hwloc-32em64t-2n8c+1mic")).map(\.line)
         #expect(lines == ["Name=gpu File=/dev/mic0 Cores=8-15"])
 
         let ve = SlurmGresExport(name: "ve", kinds: [.accelerator], vendor: 0x1bcf, filePattern: "/dev/ve{index}")
-        let veLines = ve.entries(for: try ExportFixtures.inventory("hwloc-32intel64-2p8co2t+8ve")).map(\.line)
+        let veLines = try ve.entries(for: try ExportFixtures.inventory("hwloc-32intel64-2p8co2t+8ve")).map(\.line)
         #expect(veLines == (0..<8).map { "Name=ve File=/dev/ve\($0) Cores=0-7" })
 
         let p100 = SlurmGresExport(vendor: 0x10de, filePattern: "/dev/nvidia{index}")
-        let p100Entries = p100.entries(for: try ExportFixtures.inventory("ghw-accel-nvidia"))
+        let p100Entries = try p100.entries(for: try ExportFixtures.inventory("ghw-accel-nvidia"))
         #expect(p100Entries.map(\.line) == ["Name=gpu File=/dev/nvidia0 Cores=0-7"])
-        #expect(p100Entries.first?.comment.contains("node 0") == true, "\(p100Entries)")
+        #expect(p100Entries.first?.comments.first?.contains("node 0") == true, "\(p100Entries)")
     }
 
-    /// On every fixture: one line per device of the kinds asked for, and Cores= names exactly the cores
-    /// that hold the device's CPUs (read back through the logical order), or is absent when they are unknown.
+    /// On every fixture: with a file per device, one line per device of the kinds asked for, and Cores=
+    /// names exactly the cores that hold the device's CPUs (read back through the logical order), or is
+    /// absent when they are unknown.
     @Test(.enabled(if: ExportFixtures.available, ExportFixtures.absent), arguments: ExportFixtures.names)
     func coresCoverExactlyTheDeviceCPUs(name: String) throws {
         let inventory = try ExportFixtures.inventory(name)
-        let export = SlurmGresExport(kinds: DeviceKind.schedulable)
-        let entries = export.entries(for: inventory)
+        let export = SlurmGresExport(kinds: DeviceKind.schedulable, filePattern: "/dev/by-pci/{address}")
+        let entries = try export.entries(for: inventory)
         let exported = inventory.devices.filter { $0.kind != .display }
-        #expect(entries.map(\.device) == exported.map(\.address))
+        #expect(entries.map(\.devices) == exported.map { [$0.address] })
         let order = inventory.topology.logicalCores
         #expect(Set(order.flatMap(\.elements)).count == order.reduce(0) { $0 + $1.count }, "a CPU in two cores")
         for (entry, device) in zip(entries, exported) {
@@ -122,7 +123,7 @@ struct SlurmGres {
             let covered = indices.elements.reduce(CPUSet()) { $0.union(order[$1]) }
             #expect(covered == device.cpus, "\(device.address): Cores=\(cores) cover CPUs \(covered), device has \(device.cpus)")
         }
-        let text = export.render(inventory, source: name)
+        let text = try export.render(inventory, source: name)
         #expect(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.count == exported.count)
     }
 
@@ -142,7 +143,7 @@ struct SlurmGres {
     func patternNodeNameAndTypeAppearInTheLine() throws {
         let export = SlurmGresExport(type: "p100", kinds: [.gpu], vendor: 0x10de,
                                      filePattern: "/dev/by-pci/{address}-{index}", nodeName: "gpu01")
-        let lines = export.entries(for: try ExportFixtures.inventory("ghw-accel-nvidia")).map(\.line)
+        let lines = try export.entries(for: try ExportFixtures.inventory("ghw-accel-nvidia")).map(\.line)
         #expect(lines == ["NodeName=gpu01 Name=gpu Type=p100 File=/dev/by-pci/0000:06:00.0-0 Cores=0-7"])
     }
 }
@@ -269,7 +270,10 @@ struct WireInventory {
         #expect(rebuilt.devices.map(\.locality) == scanned.devices.map(\.locality))
         #expect(rebuilt.allWarnings.map(\.description) == scanned.allWarnings.map(\.description))
         let kinds = SlurmGresExport(kinds: DeviceKind.schedulable)
-        #expect(kinds.render(rebuilt, source: name) == kinds.render(scanned, source: name))
+        for kind in DeviceKind.schedulable {
+            let export = SlurmGresExport(kinds: [kind], filePattern: kind == .gpu ? nil : "/dev/{address}")
+            #expect(try export.render(rebuilt, source: name) == export.render(scanned, source: name))
+        }
         #expect(NFDFeatureExport().render(rebuilt, source: name) == NFDFeatureExport().render(scanned, source: name))
     }
 
