@@ -200,6 +200,18 @@ extension Manager.ExitStatus: JSONWritable {
         w.member("how", how)
         w.member("code", code)
         w.member("signal", signal)
+        if let oomKilled { w.member("oomKilled", oomKilled) }
+        w.endObject()
+    }
+}
+
+extension Manager.WorkerUsage: JSONWritable {
+    public func writeJSON(to w: inout JSONWriter) {
+        w.beginObject()
+        w.member("cpuUsec", cpuUsec)
+        w.member("memoryCurrent", memoryCurrent)
+        w.member("memoryPeak", memoryPeak)
+        w.member("pids", pids)
         w.endObject()
     }
 }
@@ -222,6 +234,8 @@ extension Manager.Worker: JSONWritable {
         w.member("exclusiveCores", exclusiveCores)
         w.member("adopted", adopted)
         w.member("exit", exit)
+        if let cgroup { w.member("cgroup", cgroup) }
+        if let usage { w.member("usage", usage) }
         w.endObject()
     }
 }

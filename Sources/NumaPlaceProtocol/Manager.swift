@@ -141,11 +141,27 @@ public enum Manager {
         public var how: String
         public var code: Int?
         public var signal: Int?
+        public var oomKilled: Bool?
 
-        public init(how: String, code: Int? = nil, signal: Int? = nil) {
+        public init(how: String, code: Int? = nil, signal: Int? = nil, oomKilled: Bool? = nil) {
             self.how = how
             self.code = code
             self.signal = signal
+            self.oomKilled = oomKilled
+        }
+    }
+
+    public struct WorkerUsage: Codable, Hashable, Sendable {
+        public var cpuUsec: Int?
+        public var memoryCurrent: Int?
+        public var memoryPeak: Int?
+        public var pids: Int?
+
+        public init(cpuUsec: Int? = nil, memoryCurrent: Int? = nil, memoryPeak: Int? = nil, pids: Int? = nil) {
+            self.cpuUsec = cpuUsec
+            self.memoryCurrent = memoryCurrent
+            self.memoryPeak = memoryPeak
+            self.pids = pids
         }
     }
 
@@ -165,10 +181,15 @@ public enum Manager {
         public var exclusiveCores: [String]
         public var adopted: Bool
         public var exit: ExitStatus?
+        public var cgroup: String?
+        public var usage: WorkerUsage?
 
         public init(id: String, pid: Int, uid: Int, gid: Int, argv: [String], device: String?, node: Int?,
                     state: String, startedAt: Int, requested: Placement, applied: Placement?, degraded: [String],
-                    exclusiveCores: [String], adopted: Bool, exit: ExitStatus?) {
+                    exclusiveCores: [String], adopted: Bool, exit: ExitStatus?, cgroup: String? = nil,
+                    usage: WorkerUsage? = nil) {
+            self.cgroup = cgroup
+            self.usage = usage
             self.id = id
             self.pid = pid
             self.uid = uid
@@ -280,13 +301,20 @@ public enum Manager {
         public var devices: [String]?
         /// Also set the variables the devices' runtimes read (CUDA_VISIBLE_DEVICES, NCCL_IB_HCA).
         public var runtimeEnvironment: Bool?
+        /// Limits of the worker's cgroup: memory.max (bytes), pids.max, cpu.weight.
+        public var memoryMax: Int?
+        public var pidsMax: Int?
+        public var cpuWeight: Int?
 
         public init(argv: [String], device: String? = nil, node: Int? = nil, cpus: String? = nil,
                     environment: [String]? = nil, workingDirectory: String? = nil, memory: String? = nil,
                     exclusiveCores: Int? = nil, admission: String? = nil, stdin: String? = nil,
                     stdout: String? = nil, stderr: String? = nil, user: String? = nil, name: String? = nil,
                     parentDeathSignal: Int? = nil, deviceMemory: Bool? = nil, devices: [String]? = nil,
-                    runtimeEnvironment: Bool? = nil) {
+                    runtimeEnvironment: Bool? = nil, memoryMax: Int? = nil, pidsMax: Int? = nil, cpuWeight: Int? = nil) {
+            self.memoryMax = memoryMax
+            self.pidsMax = pidsMax
+            self.cpuWeight = cpuWeight
             self.argv = argv
             self.devices = devices
             self.runtimeEnvironment = runtimeEnvironment
@@ -350,10 +378,15 @@ public enum Manager {
         public var eventSource: String
         public var configurationFiles: [String]
         public var warnings: [String]
+        public var workerCgroups: String?
+        public var workerCgroupsUnavailable: String?
 
         public init(version: String, startedAt: Int, uptimeUsec: Int, nodes: Int, devices: Int, workers: Int,
                     runningWorkers: Int, allowedCPUs: String, allowedMems: String, eventSource: String,
-                    configurationFiles: [String], warnings: [String]) {
+                    configurationFiles: [String], warnings: [String], workerCgroups: String? = nil,
+                    workerCgroupsUnavailable: String? = nil) {
+            self.workerCgroups = workerCgroups
+            self.workerCgroupsUnavailable = workerCgroupsUnavailable
             self.version = version
             self.startedAt = startedAt
             self.uptimeUsec = uptimeUsec
