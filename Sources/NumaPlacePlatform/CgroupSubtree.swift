@@ -6,10 +6,12 @@ import NumaPlaceCore
 /// of its own (DESIGN.md, "Workers in cgroups of their own").
 ///
 /// - Under systemd it is the service's group, and only with `Delegate=yes` (systemd marks a delegated
-///   group with the `trusted.delegate` or `user.delegate` extended attribute). The daemon's own
-///   processes move into the leaf `<service>/daemon` first: a group that enables controllers for its
-///   children may hold no processes itself (cgroup-v2.rst, "No Internal Process Constraint").
-///   With `DelegateSubgroup=daemon` (systemd 254) systemd starts the daemon in that leaf already.
+///   group with the `trusted.delegate` or `user.delegate` extended attribute) and
+///   `DelegateSubgroup=daemon` (systemd 254), which starts the daemon in the leaf `<service>/daemon`:
+///   a group that enables controllers for its children may hold no processes itself (cgroup-v2.rst,
+///   "No Internal Process Constraint"), and systemd starts the next instance (a restart while workers
+///   run) in the service's group itself unless told the leaf: it fails with 219/CGROUP there.
+///   So the daemon never moves itself under systemd; without the leaf its workers get no groups.
 /// - Without systemd it is the daemon's current group when the daemon can write it; in the root
 ///   group (an initramfs, a container's namespace root) a `numaplaced` group made under it.
 ///
@@ -58,7 +60,8 @@ public struct CgroupSubtree: Sendable {
         let parent = own.split(separator: "/").dropLast().joined(separator: "/")
         if underSystemd {
             if !own.isEmpty, isDelegated(files.absolute(own)) {
-                subtree = CgroupSubtree(files: files, base: own, daemonGroup: CgroupFiles.join(own, "daemon"))
+                throw CgroupError(.notDelegated, path: "/" + own,
+                                  detail: "systemd starts the daemon in its delegated group itself, not in the leaf DelegateSubgroup=daemon names (systemd 254): groups made there would make the next restart fail while workers run")
             } else if leaf == "daemon", isDelegated(files.absolute(parent)) {
                 subtree = CgroupSubtree(files: files, base: parent, daemonGroup: own)
             } else {

@@ -96,8 +96,17 @@ extension PlatformTests {
             // systemd's mark of a delegated group (user.delegate where trusted.* needs privileges).
             let dir = m.path + "/sys/fs/cgroup/system.slice/numaplaced.service"
             if case .success = runTool(["/usr/bin/python3", "-c", "import os,sys; os.setxattr(sys.argv[1], 'user.delegate', b'1')", dir]) {
-                let d = try CgroupSubtree.detect(root: m.root, underSystemd: true)
-                #expect(d.base == "system.slice/numaplaced.service")
+                // Delegated, but the daemon in the service's group itself: no leaf for it (systemd < 254).
+                #expect {
+                    _ = try CgroupSubtree.detect(root: m.root, underSystemd: true)
+                } throws: { ($0 as? CgroupError)?.code == .notDelegated && "\($0)".contains("DelegateSubgroup=daemon") }
+                let inLeaf = try Self.tree(own: "system.slice/numaplaced.service/daemon")
+                try inLeaf.write("sys/fs/cgroup/system.slice/numaplaced.service/cgroup.controllers", "cpuset memory\n")
+                try inLeaf.write("sys/fs/cgroup/system.slice/numaplaced.service/cgroup.subtree_control", "")
+                _ = runTool(["/usr/bin/python3", "-c", "import os,sys; os.setxattr(sys.argv[1], 'user.delegate', b'1')",
+                             inLeaf.path + "/sys/fs/cgroup/system.slice/numaplaced.service"])
+                let d = try CgroupSubtree.detect(root: inLeaf.root, underSystemd: true)
+                #expect(d.base == "system.slice/numaplaced.service" && d.daemonGroup == "system.slice/numaplaced.service/daemon")
             }
 
             // Started in the leaf already (DelegateSubgroup=daemon, or a previous instance's move).
