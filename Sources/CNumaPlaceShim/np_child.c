@@ -26,6 +26,16 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#define NP_CLONE_INTO_CGROUP 0x200000000ULL
+
+/* struct clone_args of linux/sched.h up to `cgroup` (CLONE_ARGS_SIZE_VER2), spelt out so that older
+   kernel headers build it. */
+struct np_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
 
 /* The kernel's sigset_t is 64 bits on every architecture numaplaced supports (x86_64, aarch64,
  * riscv64, ppc64le, s390x); rt_sigaction and rt_sigprocmask reject any other size. */
@@ -248,6 +258,88 @@ static int np_child_main(void *raw) {
     np_fail(report, NP_STEP_EXEC, r, 0);
 }
 
+int np_clone3_shares_vm(void) {
+#if defined(__x86_64__) || defined(__aarch64__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* clone3 with CLONE_VM: the child resumes right after the system call on the new stack, with the
+   parent's registers but not its frame, so no compiled C may run there: the few instructions below
+   call fn(arg) on that stack at once and exit with its result should it ever return (as musl's
+   __clone does). The kernel keeps every register but the result (and rcx, r11 on x86_64) across the
+   call, in the child too. Returns the child's pid or -errno in the parent. */
+static long np_clone3_vm(struct np_clone_args *args, int (*fn)(void *), void *arg) {
+#if defined(__x86_64__)
+    register long r12 __asm__("r12") = (long)fn;
+    register long r13 __asm__("r13") = (long)arg;
+    long ret;
+    __asm__ __volatile__("syscall\n\t"
+                         "test %%rax, %%rax\n\t"
+                         "jnz 1f\n\t"
+                         "xor %%ebp, %%ebp\n\t"
+                         "mov %%r13, %%rdi\n\t"
+                         "call *%%r12\n\t"
+                         "mov %%eax, %%edi\n\t"
+                         "mov $231, %%eax\n\t" /* exit_group */
+                         "syscall\n\t"
+                         "hlt\n"
+                         "1:"
+                         : "=a"(ret)
+                         : "a"((long)SYS_clone3), "D"(args), "S"(sizeof *args), "r"(r12), "r"(r13)
+                         : "rcx", "r11", "memory", "cc");
+    return ret;
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = SYS_clone3;
+    register long x0 __asm__("x0") = (long)args;
+    register long x1 __asm__("x1") = sizeof *args;
+    register long x9 __asm__("x9") = (long)fn;
+    register long x10 __asm__("x10") = (long)arg;
+    __asm__ __volatile__("svc 0\n\t"
+                         "cbnz x0, 1f\n\t"
+                         "mov x29, xzr\n\t"
+                         "mov x0, x10\n\t"
+                         "blr x9\n\t"
+                         "mov x8, #94\n\t" /* exit_group */
+                         "svc 0\n"
+                         "1:"
+                         : "+r"(x0)
+                         : "r"(x8), "r"(x1), "r"(x9), "r"(x10)
+                         : "memory", "cc");
+    return x0;
+#else
+    (void)args; (void)fn; (void)arg;
+    return -ENOSYS;
+#endif
+}
+
+/* clone3 into the config's cgroup. With a shared address space (the trampoline above) the child runs
+   on `stack`; with a copied one (fork semantics, CLONE_VFORK still holding the parent) it returns
+   here on its copy of this thread's stack and runs np_child_main directly. */
+static long np_clone3(const struct np_spawn_config *c, struct np_child_arg *arg, char *stack, size_t stack_bytes,
+                      int *pidfd) {
+    int shared = c->clone_method == NP_CLONE3_SHARED_VM
+        || (c->clone_method == NP_CLONE_AUTO && np_clone3_shares_vm());
+    struct np_clone_args args = { 0 };
+    args.flags = CLONE_VFORK | CLONE_PIDFD | (shared ? CLONE_VM : 0);
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    if (c->into_cgroup) {
+        args.flags |= NP_CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)c->cgroup_fd;
+    }
+    if (shared) {
+        args.stack = (uint64_t)(uintptr_t)stack;
+        args.stack_size = stack_bytes;
+        return np_clone3_vm(&args, np_child_main, arg);
+    }
+    long r = np_sys2(SYS_clone3, (long)&args, sizeof args);
+    if (r == 0) np_child_main(arg); /* never returns: execve or exit_group */
+    return r;
+}
+
 int np_spawn(const struct np_spawn_config *config, pid_t *pid_out, int *pidfd_out) {
     /* The child's stack lives in this frame, as in musl's posix_spawn: the calling thread is
        suspended until the child has called execve or exited (CLONE_VFORK), so nothing else touches
@@ -260,6 +352,17 @@ int np_spawn(const struct np_spawn_config *config, pid_t *pid_out, int *pidfd_ou
     pthread_sigmask(SIG_SETMASK, &all, &old);
 
     int pidfd = -1;
+    if (config->into_cgroup || config->clone_method != NP_CLONE_AUTO) {
+        long r = np_clone3(config, &arg, stack, sizeof stack, &pidfd);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r < 0) {
+            errno = (int)-r;
+            return -1;
+        }
+        *pid_out = (pid_t)r;
+        *pidfd_out = pidfd;
+        return 0;
+    }
     char *top = stack + sizeof stack;
     pid_t pid = clone(np_child_main, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &arg, &pidfd);
     int saved = errno;

@@ -17,6 +17,7 @@
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -147,4 +148,14 @@ int np_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long a
 
 char **np_environ(void) {
     return environ;
+}
+
+long np_fs_type(const char *path) {
+    struct statfs fs;
+    if (statfs(path, &fs) != 0) return -1;
+    return (long)fs.f_type;
+}
+
+long np_getxattr(const char *path, const char *name, void *value, size_t size) {
+    return (long)getxattr(path, name, value, size);
 }

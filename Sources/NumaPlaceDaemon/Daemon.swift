@@ -64,6 +64,7 @@ public final class Daemon: @unchecked Sendable {
             spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: configuration.limits,
             defaults: SpawnDefaults(configuration),
             spawnEnabled: options.root.isLiveHost,
+            cgroups: Daemon.workerCgroups(options.root, logger: logger),
             journalStream: { identifier, priority in
                 try? JournalStream.open(identifier: identifier, priority: SyslogPriority(rawValue: priority) ?? .info)
             })
@@ -99,6 +100,17 @@ public final class Daemon: @unchecked Sendable {
             socketDescription = path
         }
         reloadBox.reload = { [weak self] in await self?.reload() }
+    }
+
+    /// Detects cgroup v2 and delegation once, before any worker exists, and says which way it went.
+    static func workerCgroups(_ root: SysfsRoot, logger: Logger) -> WorkerCgroups {
+        let cgroups = WorkerCgroups.start(root: root)
+        if let base = cgroups.subtree {
+            logger.notice("each worker gets a cgroup of its own under /\(base.base) (controllers: \(base.controllers.sorted().joined(separator: " ")))")
+        } else if let why = cgroups.unavailable {
+            logger.warning("\(why)", metadata: [LogMetadataKey.messageID: "\(MessageID.placementDegraded)"])
+        }
+        return cgroups
     }
 
     final class ReloadBox: @unchecked Sendable {

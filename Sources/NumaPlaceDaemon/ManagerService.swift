@@ -188,7 +188,10 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
             allowedCPUs: allowed.cpus.cpulist, allowedMems: allowed.mems.cpulist, eventSource: eventSource,
             configurationFiles: configurationFiles(),
             warnings: inventory.allWarnings.map(\.description)
-                + (await supervisor.stateLogError.map { ["worker table not persisted (restart adoption may miss workers): \($0)"] } ?? []))
+                + (await supervisor.stateLogError.map { ["worker table not persisted (restart adoption may miss workers): \($0)"] } ?? [])
+                + (supervisor.cgroups.unavailable.map { [$0] } ?? []),
+            workerCgroups: supervisor.cgroups.subtree.map { "/" + $0.base },
+            workerCgroupsUnavailable: supervisor.cgroups.unavailable)
     }
 
     /// Streams events until the client goes away or falls too far behind. Worker events are shown

@@ -8,7 +8,8 @@ import NumaPlaceProtocol
 
 extension WorkerSupervisor {
     /// Re-adopts the workers a previous instance recorded as running: those whose pid still names
-    /// the same process (same start time) are watched again; the rest are reported as exited.
+    /// the same process (same start time, and still in the worker's cgroup where it has one) are
+    /// watched again; the rest are reported as exited. Then empty groups no worker has are removed.
     public func adopt() -> (adopted: Int, gone: Int) {
         let (records, maxID) = log.load()
         reserveIDs(after: maxID)
@@ -21,7 +22,8 @@ extension WorkerSupervisor {
             if ticks != nil, ticks == r.startTicks, let pidfd = try? PidFD.open(pid: pid),
                // Read again through the pidfd's process: the pid cannot have been reused since.
                ProcessFacts.startTicks(pid: pid, root: procRoot) == ticks,
-               Self.processMayBe(worker, pid: pid, root: procRoot) {
+               Self.processMayBe(worker, pid: pid, root: procRoot),
+               case (true, let group) = groupAgrees(worker, pid: pid) {
                 // Exclusive cores only where no worker adopted before holds them: a record cannot
                 // take cores twice, nor all of them.
                 var cores = worker.exclusiveCores.compactMap { try? CPUSet(cpulist: $0) }
@@ -31,7 +33,7 @@ extension WorkerSupervisor {
                     cores = []
                     worker.exclusiveCores = []
                 }
-                track(WorkerTable.Entry(worker: worker, pidfd: pidfd, startTicks: ticks, cores: cores))
+                track(WorkerTable.Entry(worker: worker, pidfd: pidfd, startTicks: ticks, cores: cores, cgroup: group))
                 adopted += 1
                 logger.info("worker \(r.id) (pid \(pid)) re-adopted",
                             metadata: [LogMetadataKey.messageID: "\(MessageID.workerAdopted)", LogMetadataKey.workerID: "\(r.id)",
@@ -44,6 +46,7 @@ extension WorkerSupervisor {
                 gone += 1
             }
         }
+        sweepStaleGroups()
         // Start the next instance from a compact log.
         log.compactIfNeeded(liveCount: table.running.count, live: table.liveRecords, threshold: 0)
         return (adopted, gone)

@@ -33,10 +33,12 @@ public actor WorkerSupervisor {
     let procRoot: SysfsRoot
     /// False when the model is a captured machine (`--sysfs-root`): its CPUs are not this host's.
     private let spawnEnabled: Bool
+    /// Whether each worker gets a cgroup of its own, and why not (`WorkerSupervisor+Cgroups.swift`).
+    public let cgroups: WorkerCgroups
 
     public init(store: TopologyStore, hub: EventHub, stateLog: WorkerStateLog, spawner: Spawner, logger: Logger,
                 limits: Configuration.Limits = Configuration.Limits(), defaults: SpawnDefaults = SpawnDefaults(),
-                procRoot: SysfsRoot = SysfsRoot("/"), spawnEnabled: Bool = true,
+                procRoot: SysfsRoot = SysfsRoot("/"), spawnEnabled: Bool = true, cgroups: WorkerCgroups = .off,
                 journalStream: @escaping @Sendable (String, Int32) -> Int32? = { _, _ in nil }) {
         self.store = store
         self.hub = hub
@@ -47,6 +49,7 @@ public actor WorkerSupervisor {
         self.defaults = defaults
         self.procRoot = procRoot
         self.spawnEnabled = spawnEnabled
+        self.cgroups = cgroups
         self.journalStream = journalStream
         table = WorkerTable(limits: limits)
     }
@@ -67,6 +70,7 @@ public actor WorkerSupervisor {
             throw Manager.placementImpossible("spawning is off: the model is a captured machine (--sysfs-root), not this host")
         }
         try SpawnRequestBuilder.validate(p, limits: limits)
+        let groupLimits = try WorkerCgroups.limits(p, available: cgroups.subtree != nil, unavailable: cgroups.unavailable)
         if table.workers(of: peer.uid) >= limits.maxWorkersPerUser {
             throw Manager.limitExceeded("MaxWorkersPerUser", maximum: limits.maxWorkersPerUser)
         }
@@ -137,6 +141,11 @@ public actor WorkerSupervisor {
         }
         // The caller's resource limits, never the daemon's wider ones (LimitNOFILE=, LimitMEMLOCK=).
         spawnRequest.resourceLimits = caller?.limits ?? []
+        let (group, groupNotes) = try makeGroup(id: id, argv0: p.argv[0], decision: decision, limits: groupLimits,
+                                                admission: request.admission)
+        let groupFD = try group.map { g throws(VarlinkError) in try openGroup(g) }
+        defer { if let groupFD { close(groupFD) } }
+        spawnRequest.cgroupDirectory = groupFD
 
         let process: SpawnedProcess
         do {
@@ -147,6 +156,7 @@ public actor WorkerSupervisor {
             logger.warning("spawn failed: \(error)", metadata: [
                 LogMetadataKey.messageID: "\(MessageID.spawnFailed)", LogMetadataKey.device: "\(decision.device?.description ?? "")",
             ])
+            try? group?.remove()
             throw Manager.spawnFailed(step: error.step.rawValue, errno: error.errno.rawValue, message: error.description)
         }
         let worker = Manager.Worker(
@@ -155,10 +165,13 @@ public actor WorkerSupervisor {
             node: decision.node?.rawValue, state: .running, startedAt: EventHub.realtimeMicroseconds(),
             requested: Manager.Placement(decision), applied: appliedPlacement(pid: process.pid),
             degraded: decision.degraded + process.degradationNotes
-                + (caller == nil ? ["the calling process could not be read: the worker has the daemon's resource limits"] : []),
-            exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil)
+                + (caller == nil ? ["the calling process could not be read: the worker has the daemon's resource limits"] : [])
+                + groupNotes,
+            exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil, cgroup: group?.hierarchyPath)
         let ticks = ProcessFacts.startTicks(pid: process.pid, root: procRoot)
-        track(WorkerTable.Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores))
+        track(WorkerTable.Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores,
+                                cgroup: group))
+        if !decision.exclusiveCores.isEmpty { rebalanceCPUs() }
         log.append(WorkerStateLog.Record(op: "start", id: id, startTicks: ticks, worker: worker))
         logger.info("worker \(id) started: pid \(process.pid) on CPUs \(worker.applied?.cpus ?? decision.cpus.cpulist)",
                     metadata: [LogMetadataKey.messageID: "\(MessageID.workerSpawned)", LogMetadataKey.workerID: "\(id)",
@@ -217,7 +230,9 @@ public actor WorkerSupervisor {
             }
         }
         entry.watch?.cancelAfterExit()
+        if let group = entry.cgroup { exit = recordFinalUsage(id, group: group, exit: exit) }
         guard let ended = table.markExited(id, exit: exit) else { return }
+        if let group = entry.cgroup { removeGroup(group, of: id, releasedCores: !entry.cores.isEmpty) }
         for w in ended.waiters.values { w.resume(returning: ended.worker) }
         log.append(WorkerStateLog.Record(op: "exit", id: id, startTicks: nil, worker: nil))
         log.compactIfNeeded(liveCount: table.running.count, live: table.liveRecords)
@@ -229,7 +244,7 @@ public actor WorkerSupervisor {
 
     // MARK: Queries
 
-    public func list(for peer: PeerCredentials) -> [Manager.Worker] { table.list(for: peer) }
+    public func list(for peer: PeerCredentials) -> [Manager.Worker] { table.list(for: peer).map(withUsage) }
 
     public func counts(for peer: PeerCredentials) -> (total: Int, running: Int) { table.counts(for: peer) }
 
@@ -246,7 +261,7 @@ public actor WorkerSupervisor {
     }
 
     public func get(_ id: String, for peer: PeerCredentials) throws(VarlinkError) -> Manager.Worker {
-        try entry(id, for: peer).worker
+        withUsage(try entry(id, for: peer).worker)
     }
 
     public func signal(_ id: String, signal: Int, for peer: PeerCredentials) throws(VarlinkError) {

@@ -18,6 +18,8 @@ struct WorkerTable {
         var watch: ExitWatch?
         /// Pending Wait calls, by a token so that a cancelled one can be taken out.
         var waiters: [Int: CheckedContinuation<Manager.Worker, Never>] = [:]
+        /// The worker's own cgroup v2 group, where it has one.
+        var cgroup: WorkerCgroup? = nil
     }
 
     private(set) var entries: [String: Entry] = [:]

@@ -25,6 +25,12 @@ public struct SpawnRequest: Sendable {
     /// Limits set in the worker before its credentials (the caller's, `PeerProcess`); empty: the
     /// daemon's own, inherited.
     public var resourceLimits: [ResourceLimit] = []
+    /// An `O_PATH|O_DIRECTORY` descriptor of the cgroup v2 group the worker is born into (clone3
+    /// `CLONE_INTO_CGROUP`, Linux 5.7), so that it never runs outside it; nil: the daemon's own
+    /// cgroup, with clone(2). The caller keeps ownership.
+    public var cgroupDirectory: Int32?
+    /// How the child is made; `.automatic` but for measurements and tests.
+    public var cloneMethod: CloneMethod = .automatic
 
     public init(argv: [String], inheritEnvironment: Bool = true, environment: [String: String] = [:],
                 workingDirectory: String? = nil, stdin: StdioChoice = .null, stdout: StdioChoice = .inherit,
@@ -72,4 +78,14 @@ public struct Credentials: Hashable, Sendable {
         self.gid = gid
         self.groups = groups
     }
+}
+
+/// The system call that makes the spawn child (docs/architecture.md, "Born into its group").
+public enum CloneMethod: Int32, Sendable, CaseIterable {
+    /// clone(2) without a cgroup; clone3 with one, sharing memory where the shim has a trampoline.
+    case automatic = 0
+    /// clone3(CLONE_VM|CLONE_VFORK) on a stack of the shim's, through its per-architecture trampoline.
+    case clone3SharedMemory = 1
+    /// clone3(CLONE_VFORK) without CLONE_VM: fork semantics, the daemon's page tables copied.
+    case clone3CopiedMemory = 2
 }

@@ -176,11 +176,16 @@ public struct Spawner: Sendable {
         config.set_uid = setUID ? 1 : 0
         config.gid = UInt32(request.credentials?.gid ?? 0)
         config.uid = UInt32(request.credentials?.uid ?? 0)
+        config.into_cgroup = request.cgroupDirectory == nil ? 0 : 1
+        config.cgroup_fd = request.cgroupDirectory ?? -1
+        config.clone_method = request.cloneMethod.rawValue
         var pid: pid_t = 0
         var pidfd: Int32 = -1
         let spawnResult = withExtendedLifetime(buffers) { np_spawn(&config, &pid, &pidfd) == 0 ? 0 : errno }
         if spawnResult != 0 {
-            throw SpawnError(step: .clone, errno: Errno(spawnResult), operation: "clone")
+            throw SpawnError(step: .clone, errno: Errno(spawnResult),
+                             operation: request.cgroupDirectory == nil && request.cloneMethod == .automatic
+                                 ? "clone" : "clone3\(request.cgroupDirectory == nil ? "" : "(CLONE_INTO_CGROUP)")")
         }
         // Our end of the write side must go before reading, or EOF could never come.
         Syscall.close(reportFDs[1])

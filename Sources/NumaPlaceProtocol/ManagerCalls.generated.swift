@@ -92,12 +92,18 @@ extension Manager {
         public var deviceMemory: Bool?
         public var devices: [String]?
         public var runtimeEnvironment: Bool?
+        /// Limits of the worker's cgroup (memory.max in bytes, pids.max, cpu.weight 1-10000); refused where
+        /// workers get no cgroup of their own.
+        public var memoryMax: Int?
+        public var pidsMax: Int?
+        public var cpuWeight: Int?
 
         public init(argv: [String], device: String? = nil, node: Int? = nil, cpus: String? = nil,
                     environment: [String]? = nil, workingDirectory: String? = nil, memory: String? = nil,
                     exclusiveCores: Int? = nil, admission: String? = nil, stdin: String? = nil, stdout: String? = nil,
                     stderr: String? = nil, user: String? = nil, name: String? = nil, parentDeathSignal: Int? = nil,
-                    deviceMemory: Bool? = nil, devices: [String]? = nil, runtimeEnvironment: Bool? = nil) {
+                    deviceMemory: Bool? = nil, devices: [String]? = nil, runtimeEnvironment: Bool? = nil,
+                    memoryMax: Int? = nil, pidsMax: Int? = nil, cpuWeight: Int? = nil) {
             self.device = device
             self.node = node
             self.cpus = cpus
@@ -116,6 +122,9 @@ extension Manager {
             self.deviceMemory = deviceMemory
             self.devices = devices
             self.runtimeEnvironment = runtimeEnvironment
+            self.memoryMax = memoryMax
+            self.pidsMax = pidsMax
+            self.cpuWeight = cpuWeight
         }
     }
 
@@ -180,10 +189,15 @@ extension Manager {
         public var eventSource: String
         public var configurationFiles: [String]
         public var warnings: [String]
+        /// The cgroup v2 group under which each worker gets its own; null when workers get none, and then
+        /// workerCgroupsUnavailable says why (cgroup v1, no delegation).
+        public var workerCgroups: String?
+        public var workerCgroupsUnavailable: String?
 
         public init(version: String, startedAt: Int, uptimeUsec: Int, nodes: Int, devices: Int, workers: Int,
                     runningWorkers: Int, allowedCPUs: String, allowedMems: String, eventSource: String,
-                    configurationFiles: [String], warnings: [String]) {
+                    configurationFiles: [String], warnings: [String], workerCgroups: String? = nil,
+                    workerCgroupsUnavailable: String? = nil) {
             self.version = version
             self.startedAt = startedAt
             self.uptimeUsec = uptimeUsec
@@ -196,6 +210,8 @@ extension Manager {
             self.eventSource = eventSource
             self.configurationFiles = configurationFiles
             self.warnings = warnings
+            self.workerCgroups = workerCgroups
+            self.workerCgroupsUnavailable = workerCgroupsUnavailable
         }
     }
 }

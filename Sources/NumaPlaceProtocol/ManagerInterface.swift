@@ -71,7 +71,20 @@ type ExitStatus (
   # exited, killed, or unknown (the worker was re-adopted after a daemon restart).
   how: string,
   code: ?int,
-  signal: ?int
+  signal: ?int,
+  # True when the kernel's OOM killer killed a process of the worker's cgroup (memory.events oom_kill).
+  oomKilled: ?bool
+)
+
+# What a worker's cgroup has used (cgroup v2 only); null members where a controller is not enabled.
+type WorkerUsage (
+  # cpu.stat usage_usec.
+  cpuUsec: ?int,
+  # memory.current and memory.peak (Linux 5.19) in bytes.
+  memoryCurrent: ?int,
+  memoryPeak: ?int,
+  # pids.current.
+  pids: ?int
 )
 
 type Worker (
@@ -94,7 +107,12 @@ type Worker (
   exclusiveCores: []string,
   # True when this daemon re-adopted the worker from its state file after a restart.
   adopted: bool,
-  exit: ?ExitStatus
+  exit: ?ExitStatus,
+  # The worker's own cgroup v2 group, as /proc/<pid>/cgroup shows it; null where workers get none
+  # (cgroup v1, no delegation: GetStatus says why).
+  cgroup: ?string,
+  # Read from the group: live while the worker runs, final after it exited.
+  usage: ?WorkerUsage
 )
 
 type Event (
@@ -159,7 +177,12 @@ method Spawn(
   parentDeathSignal: ?int,
   deviceMemory: ?bool,
   devices: ?[]string,
-  runtimeEnvironment: ?bool
+  runtimeEnvironment: ?bool,
+  # Limits of the worker's cgroup (memory.max in bytes, pids.max, cpu.weight 1-10000); refused where
+  # workers get no cgroup of their own.
+  memoryMax: ?int,
+  pidsMax: ?int,
+  cpuWeight: ?int
 ) -> (worker: Worker)
 
 method ListWorkers() -> (workers: []Worker)
@@ -187,7 +210,11 @@ method GetStatus() -> (
   allowedMems: string,
   eventSource: string,
   configurationFiles: []string,
-  warnings: []string
+  warnings: []string,
+  # The cgroup v2 group under which each worker gets its own; null when workers get none, and then
+  # workerCgroupsUnavailable says why (cgroup v1, no delegation).
+  workerCgroups: ?string,
+  workerCgroupsUnavailable: ?string
 )
 
 # Re-reads the configuration and rescans sysfs, like SIGHUP (root only).

@@ -166,11 +166,32 @@ extension Manager {
         public var how: How
         public var code: Int?
         public var signal: Int?
+        /// True when the kernel's OOM killer killed a process of the worker's cgroup (memory.events oom_kill).
+        public var oomKilled: Bool?
 
-        public init(how: How, code: Int? = nil, signal: Int? = nil) {
+        public init(how: How, code: Int? = nil, signal: Int? = nil, oomKilled: Bool? = nil) {
             self.how = how
             self.code = code
             self.signal = signal
+            self.oomKilled = oomKilled
+        }
+    }
+
+    /// What a worker's cgroup has used (cgroup v2 only); null members where a controller is not enabled.
+    public struct WorkerUsage: Codable, Hashable, Sendable {
+        /// cpu.stat usage_usec.
+        public var cpuUsec: Int?
+        /// memory.current and memory.peak (Linux 5.19) in bytes.
+        public var memoryCurrent: Int?
+        public var memoryPeak: Int?
+        /// pids.current.
+        public var pids: Int?
+
+        public init(cpuUsec: Int? = nil, memoryCurrent: Int? = nil, memoryPeak: Int? = nil, pids: Int? = nil) {
+            self.cpuUsec = cpuUsec
+            self.memoryCurrent = memoryCurrent
+            self.memoryPeak = memoryPeak
+            self.pids = pids
         }
     }
 
@@ -200,10 +221,16 @@ extension Manager {
         /// True when this daemon re-adopted the worker from its state file after a restart.
         public var adopted: Bool
         public var exit: ExitStatus?
+        /// The worker's own cgroup v2 group, as /proc/<pid>/cgroup shows it; null where workers get none
+        /// (cgroup v1, no delegation: GetStatus says why).
+        public var cgroup: String?
+        /// Read from the group: live while the worker runs, final after it exited.
+        public var usage: WorkerUsage?
 
         public init(id: String, pid: Int, uid: Int, gid: Int, argv: [String], device: String? = nil, node: Int? = nil,
                     state: State, startedAt: Int, requested: Placement, applied: Placement? = nil, degraded: [String],
-                    exclusiveCores: [String], adopted: Bool, exit: ExitStatus? = nil) {
+                    exclusiveCores: [String], adopted: Bool, exit: ExitStatus? = nil, cgroup: String? = nil,
+                    usage: WorkerUsage? = nil) {
             self.id = id
             self.pid = pid
             self.uid = uid
@@ -219,6 +246,8 @@ extension Manager {
             self.exclusiveCores = exclusiveCores
             self.adopted = adopted
             self.exit = exit
+            self.cgroup = cgroup
+            self.usage = usage
         }
     }
 

@@ -23,6 +23,7 @@ extension Manager.ExitStatus: JSONWritable {
         w.member("how", how.rawValue)
         w.member("code", code)
         w.member("signal", signal)
+        w.member("oomKilled", oomKilled)
         w.endObject()
     }
 }
@@ -45,6 +46,11 @@ extension Manager.Worker: JSONWritable {
         w.member("exclusiveCores", exclusiveCores)
         w.member("adopted", adopted)
         w.member("exit", exit)
+        w.member("cgroup", cgroup)
+        if let usage, let json = try? JSONEncoder().encode(usage) {
+            w.key("usage")
+            w.raw(Array(json))
+        }
         w.endObject()
     }
 }

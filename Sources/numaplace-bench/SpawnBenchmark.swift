@@ -62,6 +62,17 @@ struct SpawnBenchmark: ParsableCommand {
                 try Self.posixSpawn([numactl, "--cpunodebind=\(nodeID)", "--membind=\(nodeID)", program])
             }),
             ("posix_spawn + POSIX_SPAWN_SETSID (reference)", { try Self.posixSpawn([program], newSession: true) }),
+            // The two ways of clone3 for CLONE_INTO_CGROUP (docs/architecture.md), without a group here.
+            ("Spawner, clone3 sharing memory (trampoline)", {
+                var r = request
+                r.cloneMethod = .clone3SharedMemory
+                _ = try spawner.spawn(r).pidfd.waitForExit()
+            }),
+            ("Spawner, clone3 copying memory (fork semantics)", {
+                var r = request
+                r.cloneMethod = .clone3CopiedMemory
+                _ = try spawner.spawn(r).pidfd.waitForExit()
+            }),
         ]
 
         for _ in 0..<warmup {
@@ -91,6 +102,7 @@ struct SpawnBenchmark: ParsableCommand {
         print("Spawner / posix_spawn: \(ratio(vsBare)) median, \(ratio(stats[0].p99 / stats[1].p99)) p99 (target ≤ 1.2× median): \(vsBare <= 1.2 ? "met" : "NOT met")")
         print("Spawner / numactl:     \(ratio(vsNumactl)) median, \(ratio(stats[0].p99 / stats[2].p99)) p99 (target ≤ 0.6× median): \(vsNumactl <= 0.6 ? "met" : "NOT met")")
         print("Spawner / posix_spawn + setsid: \(ratio(stats[0].median / stats[3].median)) median (like for like: both start a session)")
+        print("clone3 sharing / clone: \(ratio(stats[4].median / stats[0].median)) median; clone3 copying / clone: \(ratio(stats[5].median / stats[0].median)) median")
     }
 
     // MARK: Helpers

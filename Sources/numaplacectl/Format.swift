@@ -75,7 +75,7 @@ enum Format {
         case .exited: return "exited with code \(e.code.map(String.init) ?? "?")"
         case .killed:
             let name = e.signal.flatMap { Signals.name(of: $0) }.map { " (\($0))" } ?? ""
-            return "killed by signal \(e.signal.map(String.init) ?? "?")\(name)"
+            return "killed by signal \(e.signal.map(String.init) ?? "?")\(name)\(e.oomKilled == true ? " (out of memory: the OOM killer, in the worker's cgroup)" : "")"
         case .unknown: return "exit status unknown (\(e.how.rawValue))"
         }
     }
@@ -135,7 +135,26 @@ enum Format {
         if !w.exclusiveCores.isEmpty { fields.append(("exclusive", "cores " + w.exclusiveCores.joined(separator: " "))) }
         for d in w.degraded { fields.append(("degraded", d)) }
         if w.adopted { fields.append(("adopted", "re-adopted after a daemon restart")) }
+        if let c = w.cgroup { fields.append(("cgroup", c)) }
+        if let u = w.usage { fields.append(("usage", usage(u))) }
         return lines + Self.fields(fields)
+    }
+
+    /// "CPU 1.25 s, memory 12.0 MiB (peak 15.3 MiB), 3 pids"; absent figures are left out.
+    static func usage(_ u: Manager.WorkerUsage) -> String {
+        func decimal(_ v: Int, _ unit: Int, places: Int) -> String {
+            let scale = places == 1 ? 10 : 100
+            let scaled = (v * scale + unit / 2) / unit
+            let frac = String(scaled % scale)
+            return "\(scaled / scale)." + String(repeating: "0", count: places - frac.count) + frac
+        }
+        func mib(_ b: Int) -> String { decimal(b, 1_048_576, places: 1) + " MiB" }
+        var parts: [String] = []
+        if let c = u.cpuUsec { parts.append("CPU \(decimal(c, 1_000_000, places: 2)) s") }
+        if let m = u.memoryCurrent { parts.append("memory \(mib(m))" + (u.memoryPeak.map { " (peak \(mib($0)))" } ?? "")) }
+        else if let p = u.memoryPeak { parts.append("memory peak \(mib(p))") }
+        if let p = u.pids { parts.append("\(p) pids") }
+        return parts.isEmpty ? "not available" : parts.joined(separator: ", ")
     }
 
     /// Key/value lines with aligned values.

@@ -57,6 +57,15 @@ struct Spawn: ManagerCommand {
     @Option(name: .long, help: ArgumentHelp("Reserve this many whole cores for the worker alone.", valueName: "n"))
     var exclusiveCores: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Memory limit of the worker's cgroup in bytes (memory.max; cgroup v2 only).", valueName: "bytes"))
+    var memoryMax: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Process limit of the worker's cgroup (pids.max; cgroup v2 only).", valueName: "n"))
+    var pidsMax: Int?
+
+    @Option(name: .long, help: ArgumentHelp("CPU weight of the worker's cgroup, 1-10000 (cpu.weight; cgroup v2 only).", valueName: "n"))
+    var cpuWeight: Int?
+
     @Option(name: .long, help: "strict (fail when the placement cannot be applied exactly; the default) or best-effort.")
     var admission: Admission?
 
@@ -150,7 +159,8 @@ struct Spawn: ManagerCommand {
             stdin: Self.stdio(stdin, cwd: here), stdout: Self.stdio(stdout, cwd: here),
             stderr: Self.stdio(stderr, cwd: here), user: user, name: name,
             deviceMemory: deviceMemory ? true : nil,
-            devices: devices.map { $0.split(separator: ",").map(String.init) }, runtimeEnvironment: runtimeEnv ? true : nil)
+            devices: devices.map { $0.split(separator: ",").map(String.init) }, runtimeEnvironment: runtimeEnv ? true : nil,
+            memoryMax: memoryMax, pidsMax: pidsMax, cpuWeight: cpuWeight)
     }
 
     func run() throws {

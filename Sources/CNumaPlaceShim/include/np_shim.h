@@ -107,9 +107,26 @@ struct np_spawn_config {
 
     size_t nrlimits;                   /* the caller's limits (never wider than the daemon's) */
     const struct np_rlimit *rlimits;
+
+    int32_t into_cgroup;               /* 0: the child starts in the daemon's cgroup; 1: in cgroup_fd's */
+    int32_t cgroup_fd;                 /* an O_PATH directory of a cgroup v2 group (clone3 CLONE_INTO_CGROUP) */
+    int32_t clone_method;              /* enum np_clone_method */
 };
 
-/* Starts the child with clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD) on a 16 KiB stack carved
+/* How np_spawn makes the child. NP_CLONE_AUTO: clone(2) without a cgroup, clone3 sharing memory with
+ * one (where this file has a trampoline for the architecture, else clone3 copying memory). The other
+ * two force a clone3 variant (for measurements, and for the tests of both). */
+enum np_clone_method {
+    NP_CLONE_AUTO = 0,
+    NP_CLONE3_SHARED_VM = 1,  /* clone3(CLONE_VM|CLONE_VFORK) on a stack of our own, via np_clone3_vm */
+    NP_CLONE3_COPIED_VM = 2,  /* clone3(CLONE_VFORK) without CLONE_VM: fork semantics, page tables copied */
+};
+
+/* Whether clone3 with CLONE_VM has a trampoline on this architecture (x86_64, aarch64). */
+int np_clone3_shares_vm(void);
+
+/* Starts the child with clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD) (clone3 with CLONE_INTO_CGROUP
+ * when into_cgroup is set, Linux 5.7: the child is never outside its group; see clone_method) on a 16 KiB stack carved
  * from the caller's own stack frame; the calling thread is suspended until the child has called
  * execve or exited (clone(2)), so the caller's stack needs that much room.
  * Every signal is blocked in the calling thread around the clone so that no handler of the parent
@@ -142,6 +159,10 @@ int np_pidfd_send_signal(int pidfd, int sig, unsigned int flags);
  * *pid is 0 when WNOHANG found no state change; *code is CLD_EXITED, CLD_KILLED, CLD_DUMPED,
  * CLD_STOPPED, CLD_TRAPPED or CLD_CONTINUED; *status the exit code or the signal. */
 int np_waitid_pidfd(int pidfd, int options, pid_t *pid, int *code, int *status);
+/* statfs(2)'s f_type of `path` (CGROUP2_SUPER_MAGIC for the unified cgroup hierarchy), or -1. */
+long np_fs_type(const char *path);
+/* getxattr(2). */
+long np_getxattr(const char *path, const char *name, void *value, size_t size);
 /* pipe2(2). */
 int np_pipe2(int fds[2], int flags);
 /* getsockopt(fd, SOL_SOCKET, SO_PEERCRED) (unix(7)): the credentials of a Unix socket's peer

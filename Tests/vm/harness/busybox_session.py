@@ -399,6 +399,8 @@ class BusyboxSession:
             else:
                 r.fail('hotplug-remove', 'not run: device_add failed')
             r.run('hotplug-20-cycles', self.hotplug_cycles)
+            import cgroup_checks
+            cgroup_checks.run(self, r)
             r.run('daemon-alive', self.daemon_alive)
         finally:
             if self.agent and self.with_daemon:
