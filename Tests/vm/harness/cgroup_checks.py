@@ -57,9 +57,14 @@ def exclusive(s):
 
 def oom(s):
     """A worker over its memory.max is OOM-killed in its group; Wait says so; the group is removed."""
-    reply = s.ctl.call('spawn --device %s --memory-max 16777216 --wait -- '
-                       'dd if=/dev/zero of=/dev/null bs=64M count=1' % s.GPU, 120)
-    w = reply.get('worker') or {}
+    # `spawn --wait` exits as the worker did: 128 + SIGKILL here.
+    rc, out, err = s.ctl.try_call('spawn --device %s --memory-max 16777216 --wait -- '
+                                  'dd if=/dev/zero of=/dev/null bs=64M count=1' % s.GPU, 120)
+    expect(rc == 137, 'numaplacectl exited %d, expected 137 (killed by SIGKILL): %s %s' % (rc, out[:300], err[:300]))
+    try:
+        w = json.loads(out).get('worker') or {}
+    except ValueError:
+        raise CheckFailed('numaplacectl printed no JSON: %r' % out[:300])
     ex = w.get('exit') or {}
     expect(ex.get('how') == 'killed' and ex.get('signal') == 9 and ex.get('oomKilled') is True,
            'exit %s, expected killed by 9 with oomKilled' % ex)
