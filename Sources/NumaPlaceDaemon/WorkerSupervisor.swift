@@ -61,11 +61,15 @@ public actor WorkerSupervisor {
 
     // MARK: Spawn
 
-    public func spawn(_ p: Manager.SpawnParameters, peer: PeerCredentials) async throws(VarlinkError) -> Manager.Worker {
+    /// Starts a worker. `descriptors` are the call's passed ones, which Spawn's `…Descriptor`
+    /// parameters name; the caller closes them once this returns (the worker has its own copies).
+    public func spawn(_ p: Manager.SpawnParameters, peer: PeerCredentials,
+                      descriptors: PassedDescriptors = .none) async throws(VarlinkError) -> Manager.Worker {
         guard spawnEnabled else {
             throw Manager.placementImpossible("spawning is off: the model is a captured machine (--sysfs-root), not this host")
         }
         try SpawnRequestBuilder.validate(p, limits: limits)
+        let passed = try SpawnRequestBuilder.passedDescriptors(p, in: descriptors)
         if table.workers(of: peer.uid) >= limits.maxWorkersPerUser {
             throw Manager.limitExceeded("MaxWorkersPerUser", maximum: limits.maxWorkersPerUser)
         }
@@ -103,6 +107,7 @@ public actor WorkerSupervisor {
         var opened: [Int32] = []
         defer { for fd in opened { close(fd) } }
         func stdio(_ choice: String?, name: String, input: Bool, priority: Int32) throws(VarlinkError) -> StdioChoice {
+            if let fd = passed.stdio[["stdin", "stdout", "stderr"].firstIndex(of: name) ?? 0] { return .fd(fd) }
             switch try SpawnRequestBuilder.stdio(choice, name: name, input: input, priority: priority,
                                                  callerUID: peer.uid, daemonUID: geteuid()) {
             case .null: return .null
@@ -136,6 +141,7 @@ public actor WorkerSupervisor {
         }
         // The caller's resource limits, never the daemon's wider ones (LimitNOFILE=, LimitMEMLOCK=).
         spawnRequest.resourceLimits = caller?.limits ?? []
+        spawnRequest.extraDescriptors = passed.extra
 
         let process: SpawnedProcess
         do {
@@ -155,9 +161,10 @@ public actor WorkerSupervisor {
             requested: Manager.Placement(decision), applied: appliedPlacement(pid: process.pid),
             degraded: decision.degraded + process.degradationNotes
                 + (caller == nil ? ["the calling process could not be read: the worker has the daemon's resource limits"] : []),
-            exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil)
+            exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil, tied: p.tied == true)
         let ticks = ProcessFacts.startTicks(pid: process.pid, root: procRoot)
-        track(WorkerTable.Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores))
+        track(WorkerTable.Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores,
+                                tiedTo: p.tied == true ? peer.connection : nil))
         log.append(WorkerStateLog.Record(op: "start", id: id, startTicks: ticks, worker: worker))
         logger.info("worker \(id) started: pid \(process.pid) on CPUs \(worker.applied?.cpus ?? decision.cpus.cpulist)",
                     metadata: [LogMetadataKey.messageID: "\(MessageID.workerSpawned)", LogMetadataKey.workerID: "\(id)",

@@ -18,6 +18,8 @@ struct WorkerTable {
         var watch: ExitWatch?
         /// Pending Wait calls, by a token so that a cancelled one can be taken out.
         var waiters: [Int: CheckedContinuation<Manager.Worker, Never>] = [:]
+        /// The connection whose closing stops this worker (Spawn's `tied`); nil once stopped.
+        var tiedTo: UInt64? = nil
     }
 
     private(set) var entries: [String: Entry] = [:]

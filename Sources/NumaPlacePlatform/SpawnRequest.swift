@@ -25,6 +25,9 @@ public struct SpawnRequest: Sendable {
     /// Limits set in the worker before its credentials (the caller's, `PeerProcess`); empty: the
     /// daemon's own, inherited.
     public var resourceLimits: [ResourceLimit] = []
+    /// Descriptors of the daemon's the worker gets at 3, 4, … (a caller's passed pipe or eventfd),
+    /// at most `Spawner.maxExtraDescriptors`. The caller keeps ownership.
+    public var extraDescriptors: [Int32] = []
 
     public init(argv: [String], inheritEnvironment: Bool = true, environment: [String: String] = [:],
                 workingDirectory: String? = nil, stdin: StdioChoice = .null, stdout: StdioChoice = .inherit,

@@ -222,6 +222,7 @@ extension Manager.Worker: JSONWritable {
         w.member("exclusiveCores", exclusiveCores)
         w.member("adopted", adopted)
         w.member("exit", exit)
+        w.member("tied", tied)
         w.endObject()
     }
 }

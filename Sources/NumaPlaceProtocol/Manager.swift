@@ -165,10 +165,12 @@ public enum Manager {
         public var exclusiveCores: [String]
         public var adopted: Bool
         public var exit: ExitStatus?
+        public var tied: Bool?
 
         public init(id: String, pid: Int, uid: Int, gid: Int, argv: [String], device: String?, node: Int?,
                     state: String, startedAt: Int, requested: Placement, applied: Placement?, degraded: [String],
-                    exclusiveCores: [String], adopted: Bool, exit: ExitStatus?) {
+                    exclusiveCores: [String], adopted: Bool, exit: ExitStatus?, tied: Bool? = nil) {
+            self.tied = tied
             self.id = id
             self.pid = pid
             self.uid = uid
@@ -280,13 +282,27 @@ public enum Manager {
         public var devices: [String]?
         /// Also set the variables the devices' runtimes read (CUDA_VISIBLE_DEVICES, NCCL_IB_HCA).
         public var runtimeEnvironment: Bool?
+        /// Indices among the descriptors sent with the call (SCM_RIGHTS) for the worker's 0, 1, 2.
+        public var stdinDescriptor: Int?
+        public var stdoutDescriptor: Int?
+        public var stderrDescriptor: Int?
+        /// Indices of further passed descriptors, placed at 3, 4, … in the worker.
+        public var descriptors: [Int]?
+        /// SIGTERM, then SIGKILL, to the worker when the connection that spawned it closes.
+        public var tied: Bool?
 
         public init(argv: [String], device: String? = nil, node: Int? = nil, cpus: String? = nil,
                     environment: [String]? = nil, workingDirectory: String? = nil, memory: String? = nil,
                     exclusiveCores: Int? = nil, admission: String? = nil, stdin: String? = nil,
                     stdout: String? = nil, stderr: String? = nil, user: String? = nil, name: String? = nil,
                     parentDeathSignal: Int? = nil, deviceMemory: Bool? = nil, devices: [String]? = nil,
-                    runtimeEnvironment: Bool? = nil) {
+                    runtimeEnvironment: Bool? = nil, stdinDescriptor: Int? = nil, stdoutDescriptor: Int? = nil,
+                    stderrDescriptor: Int? = nil, descriptors: [Int]? = nil, tied: Bool? = nil) {
+            self.stdinDescriptor = stdinDescriptor
+            self.stdoutDescriptor = stdoutDescriptor
+            self.stderrDescriptor = stderrDescriptor
+            self.descriptors = descriptors
+            self.tied = tied
             self.argv = argv
             self.devices = devices
             self.runtimeEnvironment = runtimeEnvironment

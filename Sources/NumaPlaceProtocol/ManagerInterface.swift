@@ -94,7 +94,9 @@ type Worker (
   exclusiveCores: []string,
   # True when this daemon re-adopted the worker from its state file after a restart.
   adopted: bool,
-  exit: ?ExitStatus
+  exit: ?ExitStatus,
+  # True when the worker is stopped (SIGTERM, SIGKILL 2 s later) as the connection that spawned it closes.
+  tied: ?bool
 )
 
 type Event (
@@ -159,7 +161,12 @@ method Spawn(
   parentDeathSignal: ?int,
   deviceMemory: ?bool,
   devices: ?[]string,
-  runtimeEnvironment: ?bool
+  runtimeEnvironment: ?bool,
+  stdinDescriptor: ?int,
+  stdoutDescriptor: ?int,
+  stderrDescriptor: ?int,
+  descriptors: ?[]int,
+  tied: ?bool
 ) -> (worker: Worker)
 
 method ListWorkers() -> (workers: []Worker)

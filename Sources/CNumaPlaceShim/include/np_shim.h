@@ -55,6 +55,9 @@ struct np_report {
     int32_t mode;   /* NP_STEP_SET_MEMPOLICY: the MPOL_* mode that failed; NP_STEP_STDIO: the fd */
 };
 
+/* The most further descriptors a worker may be given (at 3 … 3 + NP_MAX_EXTRA_FDS - 1). */
+#define NP_MAX_EXTRA_FDS 16
+
 /* How one of the descriptors 0, 1, 2 is set up in the child. */
 /* The child opens nothing: while it runs it shares the daemon's memory (CLONE_VM), so /proc/self is
  * the daemon's, and an open that blocks (a FIFO nobody opens, a hung NFS mount) would block the spawn
@@ -107,6 +110,9 @@ struct np_spawn_config {
 
     size_t nrlimits;                   /* the caller's limits (never wider than the daemon's) */
     const struct np_rlimit *rlimits;
+
+    size_t nextra;                     /* further descriptors: extra_fds[i] becomes the worker's 3 + i */
+    const int32_t *extra_fds;          /* the parent keeps ownership of each */
 };
 
 /* Starts the child with clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD) on a 16 KiB stack carved
@@ -147,6 +153,11 @@ int np_pipe2(int fds[2], int flags);
 /* getsockopt(fd, SOL_SOCKET, SO_PEERCRED) (unix(7)): the credentials of a Unix socket's peer
  * as they were at connect(2). */
 int np_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+/* getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD) (Linux 6.5): a pidfd (O_CLOEXEC) of the peer that
+ * connected; -1 with errno ENOPROTOOPT on older kernels. */
+int np_peer_pidfd(int fd);
+/* accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension Swift's Glibc does not import). */
+int np_accept_nonblocking(int fd);
 /* Sets the calling thread's filesystem identity: its supplementary groups, then setfsgid(2) and
  * setfsuid(2), each with the raw system call, which changes this thread only (glibc's setgroups
  * would broadcast to every thread of the daemon). Path lookups and permission checks of this thread
