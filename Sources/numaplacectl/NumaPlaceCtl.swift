@@ -55,6 +55,15 @@ struct NumaPlaceCtl: ParsableCommand {
         var none = sigset_t()
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
+        if let (socket, request) = RunRequest.fastParse(Array(CommandLine.arguments.dropFirst())) {
+            do {
+                try Run.execute(socket: socket ?? GlobalOptions.defaultSocketPath(
+                    environment: ProcessInfo.processInfo.environment, euid: geteuid()), request)
+            } catch {
+                finish(error)
+            }
+            Glibc.exit(ExitStatus.success)
+        }
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

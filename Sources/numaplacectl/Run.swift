@@ -81,6 +81,14 @@ struct Run: ManagerCommand {
     }
 
     func run() throws {
+        try Run.execute(socket: global.socketPath(), RunRequest(
+            device: device, devices: devices, node: node, cpus: cpus, memory: memory?.rawValue,
+            exclusiveCores: exclusiveCores, admission: admission?.rawValue, name: name, runtimeEnv: runtimeEnv,
+            clearEnv: clearEnv, env: env, cwd: cwd, command: command))
+    }
+
+    /// Spawns `r` tied, with our 0, 1, 2, forwards signals while it runs, and throws its exit status.
+    static func execute(socket: String, _ r: RunRequest) throws {
         // Blocked before any other thread exists, so every thread inherits the mask and the signals
         // stay pending for the forwarding thread's sigwait (also those that come before the spawn).
         var set = sigset_t()
@@ -88,7 +96,7 @@ struct Run: ManagerCommand {
         for s in Self.forwarded { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
 
-        let (environment, workingDirectory) = try Spawn.environment(clearEnv: clearEnv, env: env, cwd: cwd)
+        let (environment, workingDirectory) = try Spawn.environment(clearEnv: r.clearEnv, env: r.env, cwd: r.cwd)
         // Our 0, 1, 2 as they are; one that is closed becomes /dev/null in the worker.
         var passed: [Int32] = []
         var indices: [Int?] = []
@@ -101,18 +109,18 @@ struct Run: ManagerCommand {
             }
         }
         var p = Manager.SpawnParameters(
-            argv: command, device: device, node: node, cpus: cpus, environment: environment,
-            workingDirectory: workingDirectory, memory: memory?.rawValue, exclusiveCores: exclusiveCores,
-            admission: admission?.rawValue, name: name,
-            devices: devices.map { $0.split(separator: ",").map(String.init) }, runtimeEnvironment: runtimeEnv ? true : nil,
+            argv: r.command, device: r.device, node: r.node, cpus: r.cpus, environment: environment,
+            workingDirectory: workingDirectory, memory: r.memory, exclusiveCores: r.exclusiveCores,
+            admission: r.admission, name: r.name,
+            devices: r.devices.map { $0.split(separator: ",").map(String.init) }, runtimeEnvironment: r.runtimeEnv ? true : nil,
             stdinDescriptor: indices[0], stdoutDescriptor: indices[1], stderrDescriptor: indices[2], tied: true)
         if indices[1] == nil { p.stdout = "null" }
         if indices[2] == nil { p.stderr = "null" }
 
         // Calls on one connection are answered in order, and this one will sit in Wait: signals go
         // over a second connection, opened now so that forwarding never waits for a connect.
-        let session = try session()
-        let signals = try self.session()
+        let session = try ManagerSession(path: socket)
+        let signals = try ManagerSession(path: socket)
         let started = try session.call("Spawn", p, descriptors: passed)
         let id = try started.decode(Manager.WorkerReply.self).worker.id
         let waited = set

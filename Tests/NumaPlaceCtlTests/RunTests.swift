@@ -50,6 +50,20 @@ struct RunTests {
         }
     }
 
+    /// The fast path takes plain command lines only; the rest is ArgumentParser's, with its messages.
+    @Test(.enabled(if: CLIHarness.available, CLIHarness.missing), .timeLimit(.minutes(2)))
+    func usageErrorsAndEqualsSpellings() throws {
+        let h = try CLIHarness()
+        for args in [["run"], ["run", "--node", "x", "--", "/bin/true"], ["run", "--node", "0", "--cpus", "0", "--", "/bin/true"],
+                     ["run", "--bogus", "--", "/bin/true"], ["run", "--memory", "sideways", "--", "/bin/true"]] {
+            let r = try h.ctl(args)
+            #expect(r.status == 2, "\(args): \(r)")
+        }
+        let ok = try h.ctl(["run", "--node=0", "--memory=bind", "--env=X=1", "--", "/bin/sh", "-c", "test $X = 1 && exit 5"])
+        #expect(ok.status == 5, "\(ok)")
+        #expect(try h.ctl(["run", "--help"]).stdout.contains("foreground"))
+    }
+
     @Test(.enabled(if: CLIHarness.available, CLIHarness.missing), .timeLimit(.minutes(2)))
     func aPipelineGetsTheCallersStdioAndExitCode() throws {
         let h = try CLIHarness()
