@@ -49,8 +49,9 @@ let package = Package(
         .target(
             name: "NumaPlaceDaemon",
             dependencies: [
-                "NumaPlaceSyscall", "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform",
-                .product(name: "NIOCore", package: "swift-nio"),
+                "NumaPlaceSyscall", "NumaPlaceCore", "NumaPlaceProtocol", "NumaPlacePlatform", "CNumaPlaceShim",
+                // NIOPosix for its thread pools (SpawnThread, UdevWatcher); connections are served on
+                // libdispatch with recvmsg, which NIO's channels cannot do (docs/architecture.md).
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

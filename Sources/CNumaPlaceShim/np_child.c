@@ -216,39 +216,48 @@ static int np_child_main(void *raw) {
         if (r < 0) np_fail(report, NP_STEP_CHDIR, r, 0);
     }
 
-    /* Stdio: descriptors the parent made ready (see enum np_stdio_kind). */
-    int src[3];
+    /* Stdio and the extra descriptors: target t (0, 1, 2, then 3 + i) gets src[t]. */
+    enum { NP_MAX_TARGETS = 3 + NP_MAX_EXTRA_FDS };
+    int src[NP_MAX_TARGETS];
+    size_t nextra = c->nextra <= NP_MAX_EXTRA_FDS ? c->nextra : NP_MAX_EXTRA_FDS;
+    int ntargets = 3 + (int)nextra;
     for (int i = 0; i < 3; i++)
         src[i] = c->stdio[i].kind == NP_STDIO_FD ? c->stdio[i].fd : -1;
-    /* A dup onto 0-2 must not overwrite the report pipe or another target's source: move every such
-       descriptor above 2 first (F_DUPFD_CLOEXEC picks the lowest free one, clobbering nothing). */
-    if (report < 3) {
-        r = np_sys3(SYS_fcntl, report, F_DUPFD_CLOEXEC, 3);
+    for (size_t i = 0; i < nextra; i++)
+        src[3 + i] = c->extra_fds[i];
+    /* A dup onto a target must not overwrite the report pipe or another target's source: first move
+       every such descriptor at or above ntargets (F_DUPFD_CLOEXEC picks the lowest free one from
+       there, clobbering nothing). A source already at its own target stays: no other dup writes it. */
+    if (report < ntargets) {
+        r = np_sys3(SYS_fcntl, report, F_DUPFD_CLOEXEC, ntargets);
         if (r < 0) np_fail(report, NP_STEP_STDIO, r, -1);
         report = (int)r;
     }
-    for (int i = 0; i < 3; i++) {
-        if (src[i] >= 0 && src[i] < 3 && src[i] != i) {
-            r = np_sys3(SYS_fcntl, src[i], F_DUPFD_CLOEXEC, 3);
-            if (r < 0) np_fail(report, NP_STEP_STDIO, r, i);
-            src[i] = (int)r;
+    for (int t = 0; t < ntargets; t++) {
+        if (src[t] >= 0 && src[t] < ntargets && src[t] != t) {
+            r = np_sys3(SYS_fcntl, src[t], F_DUPFD_CLOEXEC, ntargets);
+            if (r < 0) np_fail(report, NP_STEP_STDIO, r, t);
+            /* Every other target reading the same descriptor reads the moved copy too. */
+            for (int u = ntargets - 1; u > t; u--)
+                if (src[u] == src[t]) src[u] = (int)r;
+            src[t] = (int)r;
         }
     }
-    for (int i = 0; i < 3; i++) {
-        if (src[i] < 0) continue;
-        if (src[i] == i)
-            r = np_sys3(SYS_fcntl, i, F_SETFD, 0); /* dup2 onto itself would keep FD_CLOEXEC */
+    for (int t = 0; t < ntargets; t++) {
+        if (src[t] < 0) continue;
+        if (src[t] == t)
+            r = np_sys3(SYS_fcntl, t, F_SETFD, 0); /* dup2 onto itself would keep FD_CLOEXEC */
         else
-            r = np_sys3(SYS_dup3, src[i], i, 0);
-        if (r < 0) np_fail(report, NP_STEP_STDIO, r, i);
+            r = np_sys3(SYS_dup3, src[t], t, 0);
+        if (r < 0) np_fail(report, NP_STEP_STDIO, r, t);
     }
 
     /* Every other descriptor, except the report pipe, which is O_CLOEXEC and closes at execve. */
     r = 0;
-    if (report > 3) r = np_sys3(SYS_close_range, 3, report - 1, 0);
+    if (report > ntargets) r = np_sys3(SYS_close_range, ntargets, report - 1, 0);
     if (r == 0) r = np_sys3(SYS_close_range, report + 1, ~0U, 0);
     if (r == -ENOSYS || r == -EINVAL) {
-        np_close_loop(3, report);
+        np_close_loop(ntargets, report);
     } else if (r < 0) {
         np_fail(report, NP_STEP_CLOSE_FDS, r, 0);
     }

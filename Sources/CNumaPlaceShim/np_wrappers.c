@@ -136,11 +136,25 @@ int np_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
         errno = EPROTO;
         return -1;
     }
+
     *pid = cred.pid;
     *uid = cred.uid;
     *gid = cred.gid;
     return 0;
 }
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+int np_peer_pidfd(int fd) {
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) return -1;
+    return pidfd;
+}
+
+int np_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
 int np_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5) {
     return prctl(option, arg2, arg3, arg4, arg5);

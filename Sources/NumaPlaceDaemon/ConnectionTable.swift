@@ -1,6 +1,5 @@
 import Dispatch
 import NIOConcurrencyHelpers
-import NIOCore
 
 /// The open connections, for `MaxConnections` and `MaxConnectionsPerUser`.
 ///
@@ -10,9 +9,9 @@ import NIOCore
 /// connections are never closed for a newcomer, so a second bound applies per uid (root excepted):
 /// a user at its share gives up its own longest-idle connection, or is refused, and cannot fill the
 /// table with streams that lock every other user out.
-final class ConnectionTable: @unchecked Sendable {
+final class ConnectionTable<Connection: AnyObject>: @unchecked Sendable {
     private struct Slot {
-        let channel: Channel
+        let connection: Connection
         let uid: UInt32
         var busy: Int
         var lastActive: UInt64
@@ -33,17 +32,17 @@ final class ConnectionTable: @unchecked Sendable {
         self.now = now
     }
 
-    /// Admits `channel` of `uid` if a slot is free or an idle connection can give up its own
+    /// Admits `connection` of `uid` if a slot is free or an idle connection can give up its own
     /// (returned, for the caller to close); refuses it when every candidate is busy. Past its share,
     /// a uid other than root can only take a slot from itself.
-    func admit(_ channel: Channel, uid: UInt32, limit: Int, perUserLimit: Int) -> (admitted: Bool, evicted: Channel?) {
+    func admit(_ connection: Connection, uid: UInt32, limit: Int, perUserLimit: Int) -> (admitted: Bool, evicted: Connection?) {
         lock.withLock {
-            var evicted: Channel? = nil
+            var evicted: Connection? = nil
             func evictIdle(where matches: (Slot) -> Bool) -> Bool {
                 guard let idle = slots.filter({ $0.value.busy == 0 && matches($0.value) })
                     .min(by: { $0.value.lastActive < $1.value.lastActive }) else { return false }
                 removeSlot(idle.key)
-                evicted = idle.value.channel
+                evicted = idle.value.connection
                 return true
             }
             if uid != 0, perUser[uid, default: 0] >= perUserLimit {
@@ -51,7 +50,7 @@ final class ConnectionTable: @unchecked Sendable {
             } else if slots.count >= limit {
                 guard evictIdle(where: { _ in true }) else { return (false, nil) }
             }
-            slots[ObjectIdentifier(channel)] = Slot(channel: channel, uid: uid, busy: 0, lastActive: now())
+            slots[ObjectIdentifier(connection)] = Slot(connection: connection, uid: uid, busy: 0, lastActive: now())
             perUser[uid, default: 0] += 1
             return (true, evicted)
         }
@@ -64,24 +63,24 @@ final class ConnectionTable: @unchecked Sendable {
         if perUser[slot.uid] == 0 { perUser.removeValue(forKey: slot.uid) }
     }
 
-    /// A call of `channel` was queued.
-    func begin(_ channel: Channel) {
+    /// A call of `connection` was queued.
+    func begin(_ connection: Connection) {
         lock.withLock {
-            slots[ObjectIdentifier(channel)]?.busy += 1
-            slots[ObjectIdentifier(channel)]?.lastActive = now()
+            slots[ObjectIdentifier(connection)]?.busy += 1
+            slots[ObjectIdentifier(connection)]?.lastActive = now()
         }
     }
 
-    /// A call of `channel` was answered.
-    func end(_ channel: Channel) {
+    /// A call of `connection` was answered.
+    func end(_ connection: Connection) {
         lock.withLock {
-            slots[ObjectIdentifier(channel)]?.busy -= 1
-            slots[ObjectIdentifier(channel)]?.lastActive = now()
+            slots[ObjectIdentifier(connection)]?.busy -= 1
+            slots[ObjectIdentifier(connection)]?.lastActive = now()
         }
     }
 
-    func remove(_ channel: Channel) {
-        lock.withLock { removeSlot(ObjectIdentifier(channel)) }
+    func remove(_ connection: Connection) {
+        lock.withLock { removeSlot(ObjectIdentifier(connection)) }
     }
 }
 

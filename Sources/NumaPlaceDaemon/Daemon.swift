@@ -6,8 +6,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
-import NIOCore
-import NIOPosix
 import NumaPlaceCore
 import NumaPlacePlatform
 import NumaPlaceProtocol
@@ -26,7 +24,6 @@ public final class Daemon: @unchecked Sendable {
     public let server: VarlinkServer
     let options: DaemonOptions
     let logger: Logger
-    let group: MultiThreadedEventLoopGroup
     let notifier = SystemdNotifier()
     let listen: VarlinkServer.Listen
     let socketDescription: String
@@ -68,11 +65,8 @@ public final class Daemon: @unchecked Sendable {
             journalStream: { identifier, priority in
                 try? JournalStream.open(identifier: identifier, priority: SyslogPriority(rawValue: priority) ?? .info)
             })
-        // Taken (and LISTEN_* unset) before the event loop thread exists: unsetenv is not thread-safe.
+        // Taken (and LISTEN_* unset) before any server thread exists: unsetenv is not thread-safe.
         let activatedSocket = try ListenFDs.take(unsetEnvironment: true).first
-        // One loop per CPU the daemon may use, up to 8: connections are spread over them, so one
-        // client's large reply or slow socket does not hold up the reads of the others.
-        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(savedOriginal.cpus.count, 8)))
         let wanted = options.root.isLiveHost ? options.eventSource ?? configuration.eventSource : .none
         // libudev's "udev" source hears nothing when udevd is not running (containers, an
         // initramfs); the kernel's own uevents still arrive, so use them rather than go deaf.
@@ -87,7 +81,7 @@ public final class Daemon: @unchecked Sendable {
         service = ManagerService(store: store, supervisor: supervisor, hub: hub, eventSource: eventSource.rawValue,
                                  configurationFiles: { state.lock.withLock { state.files } },
                                  reload: { await reloadBox.reload?() })
-        server = VarlinkServer(group: group, dispatcher: service, limits: configuration.limits, logger: logger)
+        server = VarlinkServer(dispatcher: service, limits: configuration.limits, logger: logger)
 
         // Socket activation wins over any path: systemd owns the socket then.
         if let activated = activatedSocket {
@@ -196,7 +190,6 @@ public final class Daemon: @unchecked Sendable {
         let group = ServiceGroup(configuration: config)
         try await group.run()
         _ = try? notifier.stopping(status: "Shutting down; workers keep running")
-        try? await self.group.shutdownGracefully()
     }
 }
 

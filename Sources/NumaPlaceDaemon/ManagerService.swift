@@ -43,9 +43,9 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
         return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
     }
 
-    public func handle(_ call: VarlinkCall, peer: PeerCredentials, sink: ReplySink) async {
+    public func handle(_ call: VarlinkCall, descriptors: PassedDescriptors, peer: PeerCredentials, sink: ReplySink) async {
         do {
-            try await dispatch(call, peer: peer, sink: sink)
+            try await dispatch(call, descriptors: descriptors, peer: peer, sink: sink)
         } catch let error as VarlinkError {
             if !call.oneway { sink.send(VarlinkReply.encode(error: error)) }
         } catch {
@@ -60,7 +60,12 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
         sink.send(try VarlinkReply.encode(p))
     }
 
-    private func dispatch(_ call: VarlinkCall, peer: PeerCredentials, sink: ReplySink) async throws {
+    public func connectionClosed(_ peer: PeerCredentials) async {
+        await supervisor.connectionClosed(peer.connection)
+    }
+
+    private func dispatch(_ call: VarlinkCall, descriptors: PassedDescriptors, peer: PeerCredentials,
+                          sink: ReplySink) async throws {
         if call.upgrade { throw VarlinkError.methodNotImplemented(call.method) }
         switch call.interface {
         case VarlinkService.interface:
@@ -91,7 +96,15 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
             try reply(Manager.GetDeviceReply(device: Manager.Device(d, in: inventory)), call, sink)
         case "Spawn":
             let p = try call.parameters(as: Manager.SpawnParameters.self)
-            let worker = try await supervisor.spawn(p, peer: peer)
+            // Held only until the worker has its copies.
+            defer { descriptors.closeAll() }
+            let worker = try await supervisor.spawn(p, peer: peer, descriptors: descriptors)
+            descriptors.closeAll()
+            if p.tied == true, !sink.isOpen {
+                // The client left while the worker was being started: the server's close may have
+                // come before the worker was tracked, so stop it here (stopTied runs once).
+                await supervisor.stopTied(worker.id)
+            }
             try reply(Manager.WorkerReply(worker: worker), call, sink)
         case "ListWorkers":
             _ = try call.parameters(as: Empty.self)

@@ -9,12 +9,16 @@ public struct PeerCredentials: Hashable, Sendable {
     /// The connecting process (SO_PEERPIDFD), for reading its groups and limits without trusting a
     /// pid that may have been recycled; nil where the kernel has no SO_PEERPIDFD (before 6.5).
     public let process: PidFD?
+    /// The connection the call came on, unique for the daemon's run; 0 for calls made in memory.
+    /// Workers tied to their client are tied to this.
+    public let connection: UInt64
 
-    public init(pid: Int32, uid: UInt32, gid: UInt32, process: PidFD? = nil) {
+    public init(pid: Int32, uid: UInt32, gid: UInt32, process: PidFD? = nil, connection: UInt64 = 0) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
         self.process = process
+        self.connection = connection
     }
 
     public static func == (a: PeerCredentials, b: PeerCredentials) -> Bool {

@@ -13,6 +13,18 @@ public protocol ReplySink: Sendable {
 
 /// Handles one decoded call. The server calls it for each message of a connection in order.
 public protocol VarlinkDispatcher: Sendable {
-    func handle(_ call: VarlinkCall, peer: PeerCredentials, sink: ReplySink) async
+    /// `descriptors` are those that came with this message; the server closes whatever is left of
+    /// them once this returns.
+    func handle(_ call: VarlinkCall, descriptors: PassedDescriptors, peer: PeerCredentials, sink: ReplySink) async
+    /// The connection `peer.connection` has closed (its calls' tasks are cancelled).
+    func connectionClosed(_ peer: PeerCredentials) async
 }
 
+extension VarlinkDispatcher {
+    /// A call that brought no descriptors.
+    public func handle(_ call: VarlinkCall, peer: PeerCredentials, sink: ReplySink) async {
+        await handle(call, descriptors: .none, peer: peer, sink: sink)
+    }
+
+    public func connectionClosed(_ peer: PeerCredentials) async {}
+}

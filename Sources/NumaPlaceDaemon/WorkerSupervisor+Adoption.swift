@@ -33,7 +33,10 @@ extension WorkerSupervisor {
                     cores = []
                     worker.exclusiveCores = []
                 }
-                track(WorkerTable.Entry(worker: worker, pidfd: pidfd, startTicks: ticks, cores: cores, cgroup: group))
+                // A tied worker's connection died with the previous instance: stop it, as its close would have.
+                track(WorkerTable.Entry(worker: worker, pidfd: pidfd, startTicks: ticks, cores: cores, cgroup: group,
+                                        tiedTo: worker.tied == true ? 0 : nil))
+                if worker.tied == true { stopTied(r.id) }
                 adopted += 1
                 logger.info("worker \(r.id) (pid \(pid)) re-adopted",
                             metadata: [LogMetadataKey.messageID: "\(MessageID.workerAdopted)", LogMetadataKey.workerID: "\(r.id)",

@@ -65,12 +65,16 @@ public actor WorkerSupervisor {
 
     // MARK: Spawn
 
-    public func spawn(_ p: Manager.SpawnParameters, peer: PeerCredentials) async throws(VarlinkError) -> Manager.Worker {
+    /// Starts a worker. `descriptors` are the call's passed ones, which Spawn's `…Descriptor`
+    /// parameters name; the caller closes them once this returns (the worker has its own copies).
+    public func spawn(_ p: Manager.SpawnParameters, peer: PeerCredentials,
+                      descriptors: PassedDescriptors = .none) async throws(VarlinkError) -> Manager.Worker {
         guard spawnEnabled else {
             throw Manager.placementImpossible("spawning is off: the model is a captured machine (--sysfs-root), not this host")
         }
         try SpawnRequestBuilder.validate(p, limits: limits)
         let groupLimits = try WorkerCgroups.limits(p, available: cgroups.subtree != nil, unavailable: cgroups.unavailable)
+        let passed = try SpawnRequestBuilder.passedDescriptors(p, in: descriptors)
         if table.workers(of: peer.uid) >= limits.maxWorkersPerUser {
             throw Manager.limitExceeded("MaxWorkersPerUser", maximum: limits.maxWorkersPerUser)
         }
@@ -108,6 +112,7 @@ public actor WorkerSupervisor {
         var opened: [Int32] = []
         defer { for fd in opened { close(fd) } }
         func stdio(_ choice: String?, name: String, input: Bool, priority: Int32) throws(VarlinkError) -> StdioChoice {
+            if let fd = passed.stdio[["stdin", "stdout", "stderr"].firstIndex(of: name) ?? 0] { return .fd(fd) }
             switch try SpawnRequestBuilder.stdio(choice, name: name, input: input, priority: priority,
                                                  callerUID: peer.uid, daemonUID: geteuid()) {
             case .null: return .null
@@ -146,6 +151,7 @@ public actor WorkerSupervisor {
         let groupFD = try group.map { g throws(VarlinkError) in try openGroup(g) }
         defer { if let groupFD { close(groupFD) } }
         spawnRequest.cgroupDirectory = groupFD
+        spawnRequest.extraDescriptors = passed.extra
 
         let process: SpawnedProcess
         do {
@@ -167,10 +173,11 @@ public actor WorkerSupervisor {
             degraded: decision.degraded + process.degradationNotes
                 + (caller == nil ? ["the calling process could not be read: the worker has the daemon's resource limits"] : [])
                 + groupNotes,
-            exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil, cgroup: group?.hierarchyPath)
+            exclusiveCores: decision.exclusiveCores.map(\.cpulist), adopted: false, exit: nil, cgroup: group?.hierarchyPath,
+            tied: p.tied == true)
         let ticks = ProcessFacts.startTicks(pid: process.pid, root: procRoot)
         track(WorkerTable.Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores,
-                                cgroup: group))
+                                cgroup: group, tiedTo: p.tied == true ? peer.connection : nil))
         if !decision.exclusiveCores.isEmpty { rebalanceCPUs() }
         log.append(WorkerStateLog.Record(op: "start", id: id, startTicks: ticks, worker: worker))
         logger.info("worker \(id) started: pid \(process.pid) on CPUs \(worker.applied?.cpus ?? decision.cpus.cpulist)",

@@ -20,6 +20,8 @@ struct WorkerTable {
         var waiters: [Int: CheckedContinuation<Manager.Worker, Never>] = [:]
         /// The worker's own cgroup v2 group, where it has one.
         var cgroup: WorkerCgroup? = nil
+        /// The connection whose closing stops this worker (Spawn's `tied`); nil once stopped.
+        var tiedTo: UInt64? = nil
     }
 
     private(set) var entries: [String: Entry] = [:]

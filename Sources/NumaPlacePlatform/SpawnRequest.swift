@@ -31,6 +31,9 @@ public struct SpawnRequest: Sendable {
     public var cgroupDirectory: Int32?
     /// How the child is made; `.automatic` but for measurements and tests.
     public var cloneMethod: CloneMethod = .automatic
+    /// Descriptors of the daemon's the worker gets at 3, 4, … (a caller's passed pipe or eventfd),
+    /// at most `Spawner.maxExtraDescriptors`. The caller keeps ownership.
+    public var extraDescriptors: [Int32] = []
 
     public init(argv: [String], inheritEnvironment: Bool = true, environment: [String: String] = [:],
                 workingDirectory: String? = nil, stdin: StdioChoice = .null, stdout: StdioChoice = .inherit,

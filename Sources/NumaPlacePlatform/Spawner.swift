@@ -43,6 +43,9 @@ public struct Spawner: Sendable {
     /// The variables the spawner owns in every worker's environment.
     public static let environmentKeys = ["NUMAPLACE_DEVICE", "NUMAPLACE_DEVICES", "NUMAPLACE_NODE", "NUMAPLACE_CPUS"]
     static let ownedPrefixes = environmentKeys.map { Array(($0 + "=").utf8CString.dropLast()) }
+    /// The most descriptors a worker gets beyond 0, 1, 2 (the child's NP_MAX_EXTRA_FDS).
+    public static let maxExtraDescriptors = Int(NP_MAX_EXTRA_FDS)
+
     /// The PATH used when neither the worker's nor the daemon's environment has one.
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -53,6 +56,10 @@ public struct Spawner: Sendable {
         // argv, envp and the executable.
         guard let name = request.argv.first, !name.isEmpty else {
             throw SpawnError(step: .prepare, errno: .invalidArgument, operation: "argv: empty")
+        }
+        guard request.extraDescriptors.count <= Spawner.maxExtraDescriptors else {
+            throw SpawnError(step: .prepare, errno: .invalidArgument,
+                             operation: "\(request.extraDescriptors.count) extra descriptors (at most \(Spawner.maxExtraDescriptors))")
         }
         let environment = try buildEnvironment(request)
 
@@ -147,7 +154,8 @@ public struct Spawner: Sendable {
                                    groups: PinnedArray(groups),
                                    limits: PinnedArray(request.resourceLimits.map {
                                        np_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard)
-                                   }))
+                                   }),
+                                   extra: PinnedArray(request.extraDescriptors))
         var config = np_spawn_config()
         buffers.fill(&config)
         let stdioFDs = [request.stdin, request.stdout, request.stderr].enumerated().map { i, choice -> np_stdio in
@@ -289,6 +297,7 @@ private struct ChildBuffers {
     let preferredMask: PinnedArray<UInt>
     let groups: PinnedArray<UInt32>
     let limits: PinnedArray<np_rlimit>
+    let extra: PinnedArray<Int32>
 
     /// The pointers and sizes; an empty mask stays null, which the child reads as "not asked for".
     func fill(_ config: inout np_spawn_config) {
@@ -306,5 +315,7 @@ private struct ChildBuffers {
         config.groups = UnsafePointer(groups.address)
         config.nrlimits = limits.count
         config.rlimits = UnsafePointer(limits.address)
+        config.nextra = extra.count
+        config.extra_fds = UnsafePointer(extra.address)
     }
 }

@@ -97,13 +97,24 @@ extension Manager {
         public var memoryMax: Int?
         public var pidsMax: Int?
         public var cpuWeight: Int?
+        /// Indices among the descriptors sent with this call (SCM_RIGHTS) that become the worker's stdin,
+        /// stdout and stderr; each excludes the path form of the same stream.
+        public var stdinDescriptor: Int?
+        public var stdoutDescriptor: Int?
+        public var stderrDescriptor: Int?
+        /// Indices of further passed descriptors, placed at 3, 4, … in the worker.
+        public var descriptors: [Int]?
+        /// SIGTERM, then SIGKILL 2 s later, to the worker when the connection that spawned it closes.
+        public var tied: Bool?
 
         public init(argv: [String], device: String? = nil, node: Int? = nil, cpus: String? = nil,
                     environment: [String]? = nil, workingDirectory: String? = nil, memory: String? = nil,
                     exclusiveCores: Int? = nil, admission: String? = nil, stdin: String? = nil, stdout: String? = nil,
                     stderr: String? = nil, user: String? = nil, name: String? = nil, parentDeathSignal: Int? = nil,
                     deviceMemory: Bool? = nil, devices: [String]? = nil, runtimeEnvironment: Bool? = nil,
-                    memoryMax: Int? = nil, pidsMax: Int? = nil, cpuWeight: Int? = nil) {
+                    memoryMax: Int? = nil, pidsMax: Int? = nil, cpuWeight: Int? = nil, stdinDescriptor: Int? = nil,
+                    stdoutDescriptor: Int? = nil, stderrDescriptor: Int? = nil, descriptors: [Int]? = nil,
+                    tied: Bool? = nil) {
             self.device = device
             self.node = node
             self.cpus = cpus
@@ -125,6 +136,11 @@ extension Manager {
             self.memoryMax = memoryMax
             self.pidsMax = pidsMax
             self.cpuWeight = cpuWeight
+            self.stdinDescriptor = stdinDescriptor
+            self.stdoutDescriptor = stdoutDescriptor
+            self.stderrDescriptor = stderrDescriptor
+            self.descriptors = descriptors
+            self.tied = tied
         }
     }
 

@@ -112,7 +112,9 @@ type Worker (
   # (cgroup v1, no delegation: GetStatus says why).
   cgroup: ?string,
   # Read from the group: live while the worker runs, final after it exited.
-  usage: ?WorkerUsage
+  usage: ?WorkerUsage,
+  # True when the worker is stopped (SIGTERM, SIGKILL 2 s later) as the connection that spawned it closes.
+  tied: ?bool
 )
 
 type Event (
@@ -182,7 +184,16 @@ method Spawn(
   # workers get no cgroup of their own.
   memoryMax: ?int,
   pidsMax: ?int,
-  cpuWeight: ?int
+  cpuWeight: ?int,
+  # Indices among the descriptors sent with this call (SCM_RIGHTS) that become the worker's stdin,
+  # stdout and stderr; each excludes the path form of the same stream.
+  stdinDescriptor: ?int,
+  stdoutDescriptor: ?int,
+  stderrDescriptor: ?int,
+  # Indices of further passed descriptors, placed at 3, 4, … in the worker.
+  descriptors: ?[]int,
+  # SIGTERM, then SIGKILL 2 s later, to the worker when the connection that spawned it closes.
+  tied: ?bool
 ) -> (worker: Worker)
 
 method ListWorkers() -> (workers: []Worker)

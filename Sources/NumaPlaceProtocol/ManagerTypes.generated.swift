@@ -226,11 +226,13 @@ extension Manager {
         public var cgroup: String?
         /// Read from the group: live while the worker runs, final after it exited.
         public var usage: WorkerUsage?
+        /// True when the worker is stopped (SIGTERM, SIGKILL 2 s later) as the connection that spawned it closes.
+        public var tied: Bool?
 
         public init(id: String, pid: Int, uid: Int, gid: Int, argv: [String], device: String? = nil, node: Int? = nil,
                     state: State, startedAt: Int, requested: Placement, applied: Placement? = nil, degraded: [String],
                     exclusiveCores: [String], adopted: Bool, exit: ExitStatus? = nil, cgroup: String? = nil,
-                    usage: WorkerUsage? = nil) {
+                    usage: WorkerUsage? = nil, tied: Bool? = nil) {
             self.id = id
             self.pid = pid
             self.uid = uid
@@ -248,6 +250,7 @@ extension Manager {
             self.exit = exit
             self.cgroup = cgroup
             self.usage = usage
+            self.tied = tied
         }
     }
 

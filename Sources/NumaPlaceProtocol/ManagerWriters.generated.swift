@@ -51,6 +51,7 @@ extension Manager.Worker: JSONWritable {
             w.key("usage")
             w.raw(Array(json))
         }
+        w.member("tied", tied)
         w.endObject()
     }
 }

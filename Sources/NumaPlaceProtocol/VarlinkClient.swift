@@ -68,10 +68,11 @@ public final class VarlinkClient {
 
     deinit { close(fd) }
 
-    /// Sends raw bytes (tests use this to send hostile input).
-    public func send(raw bytes: [UInt8]) throws(ClientError) {
+    /// Sends raw bytes (tests use this to send hostile input), with `descriptors` attached to the
+    /// first byte (SCM_RIGHTS): the daemon reads them as belonging to the message those bytes hold.
+    public func send(raw bytes: [UInt8], descriptors: [Int32] = []) throws(ClientError) {
         do {
-            try Syscall.transferAll(bytes) { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            try UnixSocketIO.sendAll(fd, bytes, descriptors: descriptors)
         } catch {
             throw .io(errno: error)
         }
@@ -140,8 +141,9 @@ public final class VarlinkClient {
     }
 
     /// Calls `method` and returns its single reply.
-    public func call<P: Encodable, R: Decodable>(_ method: String, _ parameters: P, as type: R.Type) throws(ClientError) -> R {
-        try sendCall(method, parameters, more: false)
+    public func call<P: Encodable, R: Decodable>(_ method: String, _ parameters: P, as type: R.Type,
+                                                 descriptors: [Int32] = []) throws(ClientError) -> R {
+        try sendCall(method, parameters, more: false, descriptors: descriptors)
         return try receive(R.self).reply
     }
 
@@ -157,7 +159,7 @@ public final class VarlinkClient {
     }
 
     public func sendCall<P: Encodable>(_ method: String, _ parameters: P, more: Bool = false,
-                                       oneway: Bool = false) throws(ClientError) {
+                                       oneway: Bool = false, descriptors: [Int32] = []) throws(ClientError) {
         let call: VarlinkCall
         do {
             call = try VarlinkCall(method: method, parameters: parameters, more: more, oneway: oneway)
@@ -166,7 +168,7 @@ public final class VarlinkClient {
         }
         var bytes = [UInt8](call.raw)
         bytes.append(0)
-        try send(raw: bytes)
+        try send(raw: bytes, descriptors: descriptors)
     }
 
     /// Waits until the socket is readable or `timeoutMilliseconds` pass; true when readable.

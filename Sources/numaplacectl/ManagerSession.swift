@@ -45,9 +45,10 @@ final class ManagerSession {
     }
 
     /// Calls `Manager.<member>` and returns its (first) reply.
-    func call<P: Encodable>(_ member: String, _ parameters: P, more: Bool = false) throws(CtlError) -> Reply {
+    func call<P: Encodable>(_ member: String, _ parameters: P, more: Bool = false,
+                            descriptors: [Int32] = []) throws(CtlError) -> Reply {
         do {
-            try client.sendCall("\(Manager.interface).\(member)", parameters, more: more)
+            try client.sendCall("\(Manager.interface).\(member)", parameters, more: more, descriptors: descriptors)
         } catch {
             throw Self.map(error)
         }

@@ -35,13 +35,13 @@ struct NumaPlaceCtl: ParsableCommand {
           69  the daemon cannot be reached (EX_UNAVAILABLE)
           76  the daemon's reply was not valid Varlink (EX_PROTOCOL)
           77  permission denied, by the socket or by the daemon (EX_NOPERM)
-          spawn --wait: the worker's exit code, or 128 + the signal that killed it
+          run, spawn --wait: the worker's exit code, or 128 + the signal that killed it
 
         Shell completions: numaplacectl --generate-completion-script bash|zsh|fish
         """,
         subcommands: [
             Status.self, TopologyCommand.self, Devices.self, DeviceCommand.self, Spawn.self, Workers.self,
-            WorkerCommand.self, Kill.self, Wait.self, Monitor.self, Reload.self, Export.self,
+            Run.self, WorkerCommand.self, Kill.self, Wait.self, Monitor.self, Reload.self, Export.self,
         ])
 
     @OptionGroup var global: GlobalOptions
@@ -55,6 +55,15 @@ struct NumaPlaceCtl: ParsableCommand {
         var none = sigset_t()
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
+        if let (socket, request) = RunRequest.fastParse(Array(CommandLine.arguments.dropFirst())) {
+            do {
+                try Run.execute(socket: socket ?? GlobalOptions.defaultSocketPath(
+                    environment: ProcessInfo.processInfo.environment, euid: geteuid()), request)
+            } catch {
+                finish(error)
+            }
+            Glibc.exit(ExitStatus.success)
+        }
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -132,7 +132,9 @@ struct Spawn: ManagerCommand {
         path.hasPrefix("/") ? path : (cwd.hasSuffix("/") ? cwd : cwd + "/") + path
     }
 
-    func parameters() throws(CtlError) -> Manager.SpawnParameters {
+    /// This process's environment (unless `clearEnv`) with `env` on top, and the worker's working
+    /// directory: `cwd` made absolute, or ours.
+    static func environment(clearEnv: Bool, env: [String], cwd: String?) throws(CtlError) -> (environment: [String], workingDirectory: String) {
         let here = FileManager.default.currentDirectoryPath
         var environment: [String] = []
         if !clearEnv {
@@ -152,6 +154,12 @@ struct Spawn: ManagerCommand {
             environment.removeAll { $0.hasPrefix("PWD=") }
             environment.append("PWD=\(workingDirectory)")
         }
+        return (environment, workingDirectory)
+    }
+
+    func parameters() throws(CtlError) -> Manager.SpawnParameters {
+        let here = FileManager.default.currentDirectoryPath
+        let (environment, workingDirectory) = try Self.environment(clearEnv: clearEnv, env: env, cwd: cwd)
         return Manager.SpawnParameters(
             argv: command, device: device, node: node, cpus: cpus, environment: environment,
             workingDirectory: workingDirectory, memory: memory?.rawValue,

@@ -5,7 +5,7 @@ import NumaPlaceTestSupport
 import Testing
 
 /// What one numaplacectl run printed and how it exited.
-private struct CLIRun: CustomStringConvertible {
+struct CLIRun: CustomStringConvertible {
     let status: Int32
     let stdout: String
     let stderr: String
@@ -20,7 +20,7 @@ private struct CLIRun: CustomStringConvertible {
 
 /// Runs the built numaplaced and numaplacectl as subprocesses: one daemon per test on a socket in a
 /// temporary directory, readiness taken from its READY=1 on a test NOTIFY_SOCKET (no sleeping).
-private final class CLIHarness {
+final class CLIHarness {
     /// The directory holding both executables (see `LiveHost.buildDirectories`).
     static let binaries: URL? = LiveHost.buildDirectory(holding: ["numaplaced", "numaplacectl"]).map {
         URL(fileURLWithPath: $0)

@@ -1,6 +1,4 @@
 import Foundation
-import NIOCore
-import NIOEmbedded
 import Testing
 @testable import NumaPlaceDaemon
 
@@ -16,7 +14,10 @@ import Testing
     }
 
     let clock: ManualClock
-    let table: ConnectionTable
+    let table: ConnectionTable<FakeConnection>
+
+    /// Only its identity matters to the table.
+    final class FakeConnection {}
 
     init() {
         let clock = ManualClock()
@@ -24,9 +25,9 @@ import Testing
         table = ConnectionTable(now: { clock.now })
     }
 
-    func connect(_ uid: UInt32, limit: Int = 8, perUser: Int = 3) -> (channel: EmbeddedChannel, admitted: Bool, evicted: Channel?) {
+    func connect(_ uid: UInt32, limit: Int = 8, perUser: Int = 3) -> (channel: FakeConnection, admitted: Bool, evicted: FakeConnection?) {
         clock.advance()
-        let c = EmbeddedChannel()
+        let c = FakeConnection()
         let r = table.admit(c, uid: uid, limit: limit, perUserLimit: perUser)
         return (c, r.admitted, r.evicted)
     }

@@ -55,6 +55,9 @@ struct np_report {
     int32_t mode;   /* NP_STEP_SET_MEMPOLICY: the MPOL_* mode that failed; NP_STEP_STDIO: the fd */
 };
 
+/* The most further descriptors a worker may be given (at 3 … 3 + NP_MAX_EXTRA_FDS - 1). */
+#define NP_MAX_EXTRA_FDS 16
+
 /* How one of the descriptors 0, 1, 2 is set up in the child. */
 /* The child opens nothing: while it runs it shares the daemon's memory (CLONE_VM), so /proc/self is
  * the daemon's, and an open that blocks (a FIFO nobody opens, a hung NFS mount) would block the spawn
@@ -111,6 +114,8 @@ struct np_spawn_config {
     int32_t into_cgroup;               /* 0: the child starts in the daemon's cgroup; 1: in cgroup_fd's */
     int32_t cgroup_fd;                 /* an O_PATH directory of a cgroup v2 group (clone3 CLONE_INTO_CGROUP) */
     int32_t clone_method;              /* enum np_clone_method */
+    size_t nextra;                     /* further descriptors: extra_fds[i] becomes the worker's 3 + i */
+    const int32_t *extra_fds;          /* the parent keeps ownership of each */
 };
 
 /* How np_spawn makes the child. NP_CLONE_AUTO: clone(2) without a cgroup, clone3 sharing memory with
@@ -168,6 +173,11 @@ int np_pipe2(int fds[2], int flags);
 /* getsockopt(fd, SOL_SOCKET, SO_PEERCRED) (unix(7)): the credentials of a Unix socket's peer
  * as they were at connect(2). */
 int np_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+/* getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD) (Linux 6.5): a pidfd (O_CLOEXEC) of the peer that
+ * connected; -1 with errno ENOPROTOOPT on older kernels. */
+int np_peer_pidfd(int fd);
+/* accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension Swift's Glibc does not import). */
+int np_accept_nonblocking(int fd);
 /* Sets the calling thread's filesystem identity: its supplementary groups, then setfsgid(2) and
  * setfsuid(2), each with the raw system call, which changes this thread only (glibc's setgroups
  * would broadcast to every thread of the daemon). Path lookups and permission checks of this thread

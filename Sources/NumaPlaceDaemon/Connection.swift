@@ -1,0 +1,314 @@
+import Dispatch
+import Logging
+import NIOConcurrencyHelpers
+import NumaPlaceCore
+import NumaPlacePlatform
+import NumaPlaceProtocol
+import NumaPlaceSyscall
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One accepted client: reads its messages with recvmsg (so that the descriptors a call carries
+/// arrive with it), runs its calls one after another in a task of its own (replies in call order;
+/// other connections run in parallel), and writes its replies, bounded in messages and bytes.
+///
+/// Reads run on a serial queue of the connection's (a DispatchSource), writes on whichever thread
+/// answers, under the lock; when the socket is full the rest waits for a write source. The descriptor
+/// is closed only once both sources have been cancelled, so no event can reach a recycled number.
+final class Connection: ReplySink, @unchecked Sendable {
+    struct Context: Sendable {
+        let dispatcher: VarlinkDispatcher
+        let limits: Configuration.Limits
+        let logger: Logger
+        let table: ConnectionTable<Connection>
+    }
+
+    private struct Queued: @unchecked Sendable {
+        let call: VarlinkCall
+        let descriptors: PassedDescriptors
+        /// More descriptors than a message may carry came with it: all closed, the call refused.
+        let refused: Bool
+    }
+
+    let fd: Int32
+    /// Written once, by `start`, before any call runs.
+    private(set) var peer: PeerCredentials
+    private let context: Context
+    private let queue: DispatchQueue
+    private var readSource: DispatchSourceRead?
+    private var writeSource: DispatchSourceWrite?
+    private var calls: AsyncStream<Queued>.Continuation?
+    private var task: Task<Void, Never>?
+
+    private let lock = NIOLock()
+    // Under the lock.
+    private var closed = false
+    /// The write source is inactive or suspended (nothing waits for the socket to drain).
+    private var writeIdle = true
+    private var output: [[UInt8]] = []
+    private var head = 0
+    private var written = 0
+    private var pendingBytes = 0
+    private var queued = 0
+    private var sourcesLeft = 2
+
+    // On the queue only.
+    private var framer: VarlinkFramer
+    /// Descriptors of the message still being received.
+    private var carried: [Int32] = []
+    private var carriedTruncated = false
+
+    init(fd: Int32, peer: PeerCredentials, context: Context) {
+        self.fd = fd
+        self.peer = peer
+        self.context = context
+        framer = VarlinkFramer(maxMessageBytes: context.limits.maxMessageBytes)
+        queue = DispatchQueue(label: "numaplaced.connection", target: .global())
+    }
+
+    /// Starts reading and serving. Called once, after the connection was admitted, with the peer's
+    /// SO_PEERPIDFD where the kernel has it.
+    func start(process: PidFD?) {
+        if let process {
+            peer = PeerCredentials(pid: peer.pid, uid: peer.uid, gid: peer.gid, process: process, connection: peer.connection)
+        }
+        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
+        read.setEventHandler { [self] in readAvailable() }
+        read.setCancelHandler { [self] in
+            for fd in carried { Syscall.close(fd) }
+            carried = []
+            sourceCancelled()
+        }
+        write.setEventHandler { [self] in
+            let failed = lock.withLock { !closed && !flushLocked() }
+            if failed { close() }
+        }
+        write.setCancelHandler { [self] in sourceCancelled() }
+        readSource = read
+        writeSource = write
+
+        let (stream, continuation) = AsyncStream<Queued>.makeStream(bufferingPolicy: .unbounded)
+        calls = continuation
+        let context = self.context
+        let peer = self.peer
+        task = Task { [self] in
+            for await item in stream {
+                if item.refused {
+                    if !item.call.oneway {
+                        send(VarlinkReply.encode(error: Manager.limitExceeded(
+                            "MaxDescriptorsPerCall", maximum: UnixSocketIO.maxDescriptorsPerMessage)))
+                    }
+                } else {
+                    await context.dispatcher.handle(item.call, descriptors: item.descriptors, peer: peer, sink: self)
+                }
+                item.descriptors.closeAll()
+                context.table.end(self)
+                lock.withLock { queued -= 1 }
+                if !isOpen { break }
+            }
+        }
+        read.resume()
+    }
+
+    private func sourceCancelled() {
+        let last = lock.withLock { () -> Bool in
+            sourcesLeft -= 1
+            return sourcesLeft == 0
+        }
+        if last {
+            Syscall.close(fd)
+            // The handlers hold this object; dropping the sources lets it go.
+            queue.async { [self] in
+                readSource = nil
+                writeSource = nil
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    private static let readBytes = 32 * 1024
+
+    private func readAvailable() {
+        withUnsafeTemporaryAllocation(byteCount: Connection.readBytes, alignment: 16) { buffer in
+            while isOpen {
+                let received: UnixSocketIO.Received
+                do throws(Errno) {
+                    received = try UnixSocketIO.receive(fd, into: buffer)
+                } catch {
+                    let e = error.rawValue
+                    if e != EAGAIN && e != EWOULDBLOCK { close() }
+                    return
+                }
+                if received.count == 0 {
+                    for fd in received.descriptors { Syscall.close(fd) }
+                    close()
+                    return
+                }
+                if !ingest(UnsafeRawBufferPointer(rebasing: buffer[0..<received.count]),
+                           descriptors: received.descriptors, truncated: received.truncated) { return }
+            }
+        }
+    }
+
+    /// Frames the bytes and queues each complete call with its descriptors. The kernel ends a read
+    /// right after the bytes that carried descriptors (unix(7)), and a client sends a message's
+    /// descriptors with its first bytes: so a read's descriptors belong to the message its last byte
+    /// is part of. False when the connection was closed.
+    private func ingest(_ bytes: UnsafeRawBufferPointer, descriptors: [Int32], truncated: Bool) -> Bool {
+        let messages: [[UInt8]]
+        do {
+            messages = try framer.push(bytes)
+        } catch {
+            for fd in descriptors { Syscall.close(fd) }
+            context.logger.debug("closing connection: \(error)")
+            close()
+            return false
+        }
+        var incoming = descriptors
+        var incomingTruncated = truncated
+        let endsAtBoundary = framer.pendingBytes == 0 && !messages.isEmpty
+        for (i, message) in messages.enumerated() {
+            var fds = carried
+            var refused = carriedTruncated
+            carried = []
+            carriedTruncated = false
+            if endsAtBoundary && i == messages.count - 1 {
+                fds += incoming
+                refused = refused || incomingTruncated
+                incoming = []
+                incomingTruncated = false
+            }
+            if refused || fds.count > UnixSocketIO.maxDescriptorsPerMessage {
+                for fd in fds { Syscall.close(fd) }
+                fds = []
+                refused = true
+            }
+            let call: VarlinkCall
+            do {
+                call = try VarlinkCall(bytes: message)
+            } catch {
+                // Not a Varlink message at all: there is no call to answer, so the connection ends.
+                for fd in fds + incoming { Syscall.close(fd) }
+                context.logger.debug("closing connection: \(error)")
+                close()
+                return false
+            }
+            let limit = context.limits.maxQueuedCalls
+            let over = lock.withLock { () -> Bool in
+                queued += 1
+                return queued > limit
+            }
+            if over {
+                for fd in fds + incoming { Syscall.close(fd) }
+                context.logger.debug("closing connection: more than \(limit) calls queued")
+                close()
+                return false
+            }
+            context.table.begin(self)
+            // Dropped (and its descriptors closed) if the connection closed meanwhile.
+            calls?.yield(Queued(call: call, descriptors: PassedDescriptors(fds), refused: refused))
+        }
+        carried += incoming
+        carriedTruncated = carriedTruncated || incomingTruncated
+        if carried.count > UnixSocketIO.maxDescriptorsPerMessage {
+            for fd in carried { Syscall.close(fd) }
+            carried = []
+            carriedTruncated = true
+        }
+        return true
+    }
+
+    // MARK: ReplySink
+
+    var isOpen: Bool { lock.withLock { !closed } }
+
+    /// Queues one reply. A peer that lets more than `maxPendingBytes` pile up has stopped reading (or
+    /// reads too slowly to be served): its connection is closed. One message is always let through,
+    /// whatever its size. Counting messages alone let 8 Monitor clients that never read hold 2 GB.
+    func send(_ bytes: [UInt8]) -> Bool {
+        enum Admission { case admitted, full, behind, failed }
+        let limits = context.limits
+        let admission = lock.withLock { () -> Admission in
+            guard !closed else { return .full }
+            let pending = output.count - head
+            guard pending < limits.maxPendingReplies else { return .full }
+            guard pending == 0 || pendingBytes + bytes.count <= limits.maxPendingBytes else { return .behind }
+            output.append(bytes)
+            pendingBytes += bytes.count
+            // While the write source waits, it writes; otherwise try now, on this thread.
+            if writeIdle && !flushLocked() { return .failed }
+            return .admitted
+        }
+        switch admission {
+        case .admitted: return true
+        case .full: return false
+        case .behind, .failed:
+            close()
+            return false
+        }
+    }
+
+    /// Writes what the socket takes without blocking; arms the write source for the rest. Under the
+    /// lock. False when the peer is gone (EPIPE, ECONNRESET).
+    private func flushLocked() -> Bool {
+        while head < output.count {
+            let message = output[head]
+            let n = message.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + written, $0.count - written, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                guard errno == EAGAIN || errno == EWOULDBLOCK else { return false }
+                if writeIdle {
+                    writeIdle = false
+                    writeSource?.resume()
+                }
+                return true
+            }
+            written += n
+            if written == message.count {
+                pendingBytes -= message.count
+                output[head] = []
+                head += 1
+                written = 0
+            }
+        }
+        output.removeAll(keepingCapacity: output.count <= 64)
+        head = 0
+        if !writeIdle {
+            writeIdle = true
+            writeSource?.suspend()
+        }
+        return true
+    }
+
+    /// Ends the connection: what is queued for it is written if the socket takes it at once, its
+    /// call task is cancelled (a pending Wait ends), its slot is given back, and the dispatcher
+    /// hears of it (tied workers). Idempotent, from any thread.
+    func close() {
+        let first = lock.withLock { () -> Bool in
+            guard !closed else { return false }
+            if head < output.count { _ = flushLocked() }
+            closed = true
+            output = []
+            head = 0
+            if writeIdle {
+                writeIdle = false
+                writeSource?.resume()
+            }
+            return true
+        }
+        guard first else { return }
+        calls?.finish()
+        task?.cancel()
+        context.table.remove(self)
+        readSource?.cancel()
+        writeSource?.cancel()
+        let dispatcher = context.dispatcher
+        let peer = self.peer
+        Task { await dispatcher.connectionClosed(peer) }
+    }
+}
