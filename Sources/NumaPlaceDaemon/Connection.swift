@@ -256,12 +256,18 @@ final class Connection: ReplySink, @unchecked Sendable {
     private func flushLocked() -> Bool {
         while head < output.count {
             let message = output[head]
-            let n = message.withUnsafeBytes {
-                Glibc.send(fd, $0.baseAddress! + written, $0.count - written, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let sent = message.withUnsafeBytes { bytes in
+                Result { () throws(Errno) in
+                    try Syscall.retrying {
+                        Glibc.send(fd, bytes.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                    }
+                }
             }
-            if n < 0 {
-                if errno == EINTR { continue }
-                guard errno == EAGAIN || errno == EWOULDBLOCK else { return false }
+            let n: Int
+            switch sent {
+            case .success(let count): n = count
+            case .failure(let e):
+                guard e.rawValue == EAGAIN || e.rawValue == EWOULDBLOCK else { return false }
                 if writeIdle {
                     writeIdle = false
                     writeSource?.resume()

@@ -116,16 +116,16 @@ public final class VarlinkServer: @unchecked Sendable {
 
     private func acceptAvailable(_ listener: Int32) {
         while true {
-            let fd = np_accept_nonblocking(listener)
-            if fd >= 0 {
-                admit(fd)
+            let accepted = Result { () throws(Errno) in try Syscall.retrying { np_accept_nonblocking(listener) } }
+            guard case .failure(let error) = accepted else {
+                if case .success(let fd) = accepted { admit(fd) }
                 continue
             }
-            switch errno {
-            case EINTR, ECONNABORTED: continue
+            switch error.rawValue {
+            case ECONNABORTED: continue
             case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                 // The pending connection stays queued and the source would fire again at once: pause.
-                logger.warning("cannot accept a connection: \(Errno.current); pausing for 100 ms")
+                logger.warning("cannot accept a connection: \(error); pausing for 100 ms")
                 guard let source = lock.withLock({ acceptSource }) else { return }
                 source.suspend()
                 queue.asyncAfter(deadline: .now() + .milliseconds(100)) { source.resume() }
