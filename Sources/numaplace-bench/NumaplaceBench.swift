@@ -7,6 +7,6 @@ struct NumaplaceBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "numaplace-bench",
         abstract: "Benchmarks for numaplaced. Build with -c release before trusting a number.",
-        subcommands: [SpawnBenchmark.self, SoakCommand.self, DaemonSpawnBenchmark.self, DaemonThroughputBenchmark.self, QueryBenchmark.self, ScanBenchmark.self, SyntheticRootCommand.self, HotplugBenchmark.self, StartupBenchmark.self, WorkerMemoryBenchmark.self]
+        subcommands: [SpawnBenchmark.self, CLIRunBenchmark.self, SoakCommand.self, DaemonSpawnBenchmark.self, DaemonThroughputBenchmark.self, QueryBenchmark.self, ScanBenchmark.self, SyntheticRootCommand.self, HotplugBenchmark.self, StartupBenchmark.self, WorkerMemoryBenchmark.self]
     )
 }
