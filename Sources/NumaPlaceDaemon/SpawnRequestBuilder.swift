@@ -166,6 +166,7 @@ enum SpawnRequestBuilder {
 
     /// One of stdin, stdout and stderr. `inherit` is the daemon's own descriptor (its log, its journal
     /// stream): its own user's only, since a worker of another user could write into or truncate it.
+    /// `journal` likewise: a stream the daemon opens carries the daemon's uid.
     static func stdio(_ choice: String?, name: String, input: Bool, priority: Int32, callerUID: UInt32,
                       daemonUID: UInt32) throws(VarlinkError) -> StdioPlan {
         switch choice ?? "null" {
@@ -177,6 +178,11 @@ enum SpawnRequestBuilder {
             return .inherit
         case "journal":
             guard !input else { throw Manager.invalidParameter(name, "stdin cannot read from the journal") }
+            // journald stamps a stream with the credentials of whoever connected it: opened here, another
+            // user's worker would write records as the daemon's uid, under an identifier of its choice.
+            guard callerUID == daemonUID || callerUID == 0 else {
+                throw Manager.invalidParameter(name, "journal opened by the daemon is for uid \(daemonUID) only; pass a journal stream you opened as \(name)Descriptor (numaplacectl --\(name) journal does)")
+            }
             return .journal(priority: priority)
         case let path where path.hasPrefix("/"):
             return .file(path)

@@ -9,6 +9,7 @@ import Glibc
 #endif
 import NumaPlaceCore
 import NumaPlaceProtocol
+import NumaPlaceSyscall
 
 struct Spawn: ManagerCommand {
     static let configuration = CommandConfiguration(
@@ -19,8 +20,9 @@ struct Spawn: ManagerCommand {
         policy asked for, and reports the placement it read back from /proc. Workers see NUMAPLACE_DEVICE, \
         NUMAPLACE_NODE and NUMAPLACE_CPUS. Without a target a worker gets every CPU the daemon may give.
 
-        stdin, stdout and stderr are null (the default), inherit (the daemon's own), journal (stdout and \
-        stderr only; the worker's identifier is --name) or a file path (stdout and stderr append).
+        stdin, stdout and stderr are null (the default), inherit (the daemon's own; its own user only), \
+        journal (stdout and stderr only: a journald stream numaplacectl opens and passes, so the records \
+        carry your uid; the identifier is --name) or a file path (stdout and stderr append).
 
         With --wait numaplacectl waits for the worker and exits with its exit code, or 128 + the signal \
         that killed it. Interrupting numaplacectl stops the waiting, not the worker (numaplacectl kill ID).
@@ -173,7 +175,28 @@ struct Spawn: ManagerCommand {
 
     func run() throws {
         let session = try session()
-        let started = try session.call("Spawn", try parameters())
+        var parameters = try parameters()
+        // `journal` is a stream this process opens and passes, so that journald records the worker's
+        // lines as ours (our uid), not as the daemon's.
+        var passed: [Int32] = []
+        defer { for fd in passed { Syscall.close(fd) } }
+        let identifier = name ?? String(command.first?.split(separator: "/").last ?? "worker")
+        for (value, priority, isStdout) in [(stdout, Int32(6), true), (stderr, Int32(3), false)] where value == "journal" {
+            switch JournalStream.open(identifier: identifier, priority: priority) {
+            case .success(let fd):
+                passed.append(fd)
+                if isStdout {
+                    parameters.stdout = nil
+                    parameters.stdoutDescriptor = passed.count - 1
+                } else {
+                    parameters.stderr = nil
+                    parameters.stderrDescriptor = passed.count - 1
+                }
+            case .failure(let e):
+                throw CtlError.usage("--\(isStdout ? "stdout" : "stderr") journal: cannot connect to journald at \(JournalStream.socketPath): \(e)")
+            }
+        }
+        let started = try session.call("Spawn", parameters, descriptors: passed)
         guard wait else {
             if global.json { return Output.json(started.parameters) }
             let w = try started.decode(Manager.WorkerReply.self).worker

@@ -91,9 +91,10 @@ import Testing
             }
         }
         #expect(try plan(nil).get() == .null && plan("/tmp/out").map { $0 } == .success(.file("/tmp/out")))
-        #expect(try plan("journal").get() == .journal(priority: 6))
+        #expect(try plan("journal", caller: 0).get() == .journal(priority: 6))
         #expect(try plan("inherit", caller: 0).get() == .inherit)
-        for refused in [plan("inherit"), plan("journal", input: true), plan("relative/path"), plan("")] {
+        // Another user's worker would write journal records stamped with the root daemon's uid.
+        for refused in [plan("inherit"), plan("journal"), plan("journal", input: true), plan("relative/path"), plan("")] {
             guard case .failure(let e) = refused else { Issue.record("accepted: \(refused)"); continue }
             #expect(e.name == "io.numaplaced.Manager.InvalidParameter")
         }

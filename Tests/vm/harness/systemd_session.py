@@ -164,6 +164,28 @@ class SystemdSession:
         return '%d records, %d with MESSAGE_ID, worker record: %s' % (
             len(records), len(with_id), worker_recs[0].get('MESSAGE', '')[:80])
 
+    def journal_caller(self):
+        """A user's worker logs through a journal stream the user's numaplacectl opened and passed: its
+        records carry the user's _UID, not the root daemon's (that the daemon opens none for it is a unit test)."""
+        self.sh('id np-journal-user >/dev/null 2>&1 || useradd -M -G numaplace np-journal-user')
+        uid = self.sh('id -u np-journal-user').strip()
+        as_user = 'runuser -u np-journal-user -- ' + self.ctl.command('')
+        rc, out = self.agent.run(as_user + 'spawn --stdout journal --name np-journal-check --wait -- '
+                                 '/bin/echo hello-from-the-worker 2>&1', 60)
+        expect(rc == 0, 'spawn --stdout journal as a user: rc=%d: %s' % (rc, out.strip()[:300]))
+        time.sleep(1)   # journald stores asynchronously
+        records = []
+        for line in self.sh('journalctl SYSLOG_IDENTIFIER=np-journal-check -o json --no-pager', 60).splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                pass
+        said = [r for r in records if r.get('MESSAGE') == 'hello-from-the-worker']
+        expect(said, 'no journal record of the worker among %d' % len(records))
+        expect(all(r.get('_UID') == uid for r in said), 'the worker\'s record has _UID %s, expected %s'
+               % ([r.get('_UID') for r in said], uid))
+        return 'record _UID=%s (the user), SYSLOG_IDENTIFIER=np-journal-check' % uid
+
     def udev_events(self):
         """Hotplug through udevd: the daemon (event source udev) reports a device added under the node-1
         expander and its removal; latency from the kernel uevent to the Monitor event."""
@@ -313,6 +335,7 @@ class SystemdSession:
                 return
             r.run('systemd-ready-status', self.ready_status)
             r.run('systemd-journal-fields', self.journal_fields)
+            r.run('systemd-journal-caller', self.journal_caller)
             r.run('systemd-udev-events', self.udev_events)
             r.run('systemd-restart-adopt', self.restart_adopt)
             r.run('systemd-reload-watchdog', self.reload_watchdog)
