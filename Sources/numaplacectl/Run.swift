@@ -27,41 +27,12 @@ struct Run: ManagerCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: ArgumentHelp("Place on the node of this device (PCI address, device node or name).", valueName: "device"))
-    var device: String?
-
-    @Option(name: .long, help: "Place on this NUMA node.")
-    var node: Int?
-
-    @Option(name: .long, help: ArgumentHelp("Place on these CPUs (a cpulist such as 0-3,8).", valueName: "list"))
-    var cpus: String?
-
-    @Option(name: .long, help: "Memory policy: preferred (the default), bind, interleave or none.")
-    var memory: MemoryPolicyMode?
-
-    @Option(name: .long, help: ArgumentHelp("Several devices (comma-separated) on the node that holds them all.", valueName: "list"))
-    var devices: String?
-
-    @Flag(name: .long, help: "With --device or --devices: also set CUDA_VISIBLE_DEVICES and NCCL_IB_HCA.")
-    var runtimeEnv = false
-
-    @Option(name: .long, help: ArgumentHelp("Reserve this many whole cores for the command alone.", valueName: "n"))
-    var exclusiveCores: Int?
-
-    @Option(name: .long, help: "strict (the default) or best-effort.")
-    var admission: Admission?
+    @OptionGroup var placement: PlacementOptions
 
     @Option(name: .long, help: "A name for the worker.")
     var name: String?
 
-    @Flag(name: .long, help: "Start the command with an empty environment (plus --env).")
-    var clearEnv = false
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Set a variable (repeatable).", valueName: "name=value"))
-    var env: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("The working directory (default: this one).", valueName: "dir"))
-    var cwd: String?
+    @OptionGroup var commandEnvironment: CommandEnvironmentOptions
 
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
@@ -73,18 +44,14 @@ struct Run: ManagerCommand {
         guard !command.isEmpty, !(command.first ?? "").isEmpty else {
             throw ValidationError("give the command to run after --, as in: numaplacectl run --node 0 -- /bin/true")
         }
-        let targets = [device != nil, devices != nil, node != nil, cpus != nil].filter { $0 }.count
-        guard targets <= 1 else { throw ValidationError("give at most one of --device, --devices, --node and --cpus") }
-        if let cpus {
-            do { _ = try CPUSet(cpulist: cpus) } catch { throw ValidationError("--cpus \(cpus): \(error)") }
-        }
     }
 
     func run() throws {
+        let t = placement, e = commandEnvironment
         try Run.execute(socket: global.socketPath(), RunRequest(
-            device: device, devices: devices, node: node, cpus: cpus, memory: memory?.rawValue,
-            exclusiveCores: exclusiveCores, admission: admission?.rawValue, name: name, runtimeEnv: runtimeEnv,
-            clearEnv: clearEnv, env: env, cwd: cwd, command: command))
+            device: t.device, devices: t.devices, node: t.node, cpus: t.cpus, memory: t.memory?.rawValue,
+            exclusiveCores: t.exclusiveCores, admission: t.admission?.rawValue, name: name, runtimeEnv: t.runtimeEnv,
+            clearEnv: e.clearEnv, env: e.env, cwd: e.cwd, command: command))
     }
 
     /// Spawns `r` tied, with our 0, 1, 2, forwards signals while it runs, and throws its exit status.

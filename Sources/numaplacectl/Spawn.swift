@@ -35,29 +35,10 @@ struct Spawn: ManagerCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: ArgumentHelp("Place on the node of this device: a PCI address (any spelling), a device node (/dev/dri/renderD128) or a driver name (mlx5_0, GPU-…).", valueName: "device"))
-    var device: String?
-
-    @Option(name: .long, help: "Place on this NUMA node.")
-    var node: Int?
-
-    @Option(name: .long, help: ArgumentHelp("Place on these CPUs (a cpulist such as 0-3,8).", valueName: "list"))
-    var cpus: String?
-
-    @Option(name: .long, help: "Memory policy: preferred (the default), bind, interleave or none.")
-    var memory: MemoryPolicyMode?
-
-    @Option(name: .long, help: ArgumentHelp("Place one worker for several devices (comma-separated addresses, device nodes or names) on the node that holds them all.", valueName: "list"))
-    var devices: String?
-
-    @Flag(name: .long, help: "With --device or --devices: also set CUDA_VISIBLE_DEVICES (GPU UUIDs) and NCCL_IB_HCA (nearest RDMA NICs).")
-    var runtimeEnv = false
+    @OptionGroup var placement: PlacementOptions
 
     @Flag(name: .long, help: "With --device: aim the memory policy at the device's own memory node (coherent GPU memory).")
     var deviceMemory = false
-
-    @Option(name: .long, help: ArgumentHelp("Reserve this many whole cores for the worker alone.", valueName: "n"))
-    var exclusiveCores: Int?
 
     @Option(name: .long, help: ArgumentHelp("Memory limit of the worker's cgroup in bytes (memory.max; cgroup v2 only).", valueName: "bytes"))
     var memoryMax: Int?
@@ -67,9 +48,6 @@ struct Spawn: ManagerCommand {
 
     @Option(name: .long, help: ArgumentHelp("CPU weight of the worker's cgroup, 1-10000 (cpu.weight; cgroup v2 only).", valueName: "n"))
     var cpuWeight: Int?
-
-    @Option(name: .long, help: "strict (fail when the placement cannot be applied exactly; the default) or best-effort.")
-    var admission: Admission?
 
     @Option(name: .long, help: ArgumentHelp("The worker's stdin: null or inherit (or a file).", valueName: "null|inherit|path"))
     var stdin: String?
@@ -86,14 +64,7 @@ struct Spawn: ManagerCommand {
     @Option(name: .long, help: "Run as this user (root only).")
     var user: String?
 
-    @Flag(name: .long, help: "Start the worker with an empty environment (plus --env) instead of this one's.")
-    var clearEnv = false
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Set a variable for the worker (repeatable).", valueName: "name=value"))
-    var env: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("The worker's working directory (default: this one's).", valueName: "dir"))
-    var cwd: String?
+    @OptionGroup var commandEnvironment: CommandEnvironmentOptions
 
     @Flag(name: .long, help: "Wait for the worker and exit with its status.")
     var wait = false
@@ -104,16 +75,6 @@ struct Spawn: ManagerCommand {
     func validate() throws {
         guard !command.isEmpty, !(command.first ?? "").isEmpty else {
             throw ValidationError("give the command to start after --, as in: numaplacectl spawn --node 0 -- /bin/true")
-        }
-        let targets = [device != nil, devices != nil, node != nil, cpus != nil].filter { $0 }.count
-        guard targets <= 1 else { throw ValidationError("give at most one of --device, --devices, --node and --cpus") }
-        if let device, device.isEmpty { throw ValidationError("--device needs a PCI address, a device node or a name") }
-        if let cpus {
-            do { _ = try CPUSet(cpulist: cpus) } catch { throw ValidationError("--cpus \(cpus): \(error)") }
-        }
-        if let n = exclusiveCores, n < 0 { throw ValidationError("--exclusive-cores must not be negative") }
-        for e in env where !(e.firstIndex(of: "=").map { $0 != e.startIndex } ?? false) {
-            throw ValidationError("--env \(e): expected NAME=value")
         }
         for (option, value, journal) in [("--stdin", stdin, false), ("--stdout", stdout, true), ("--stderr", stderr, true)] {
             guard let value else { continue }
@@ -161,15 +122,16 @@ struct Spawn: ManagerCommand {
 
     func parameters() throws(CtlError) -> Manager.SpawnParameters {
         let here = FileManager.default.currentDirectoryPath
-        let (environment, workingDirectory) = try Self.environment(clearEnv: clearEnv, env: env, cwd: cwd)
+        let e = commandEnvironment, t = placement
+        let (environment, workingDirectory) = try Self.environment(clearEnv: e.clearEnv, env: e.env, cwd: e.cwd)
         return Manager.SpawnParameters(
-            argv: command, device: device, node: node, cpus: cpus, environment: environment,
-            workingDirectory: workingDirectory, memory: memory?.rawValue,
-            exclusiveCores: exclusiveCores, admission: admission?.rawValue,
+            argv: command, device: t.device, node: t.node, cpus: t.cpus, environment: environment,
+            workingDirectory: workingDirectory, memory: t.memory?.rawValue,
+            exclusiveCores: t.exclusiveCores, admission: t.admission?.rawValue,
             stdin: Self.stdio(stdin, cwd: here), stdout: Self.stdio(stdout, cwd: here),
             stderr: Self.stdio(stderr, cwd: here), user: user, name: name,
             deviceMemory: deviceMemory ? true : nil,
-            devices: devices.map { $0.split(separator: ",").map(String.init) }, runtimeEnvironment: runtimeEnv ? true : nil,
+            devices: t.deviceList, runtimeEnvironment: t.runtimeEnv ? true : nil,
             memoryMax: memoryMax, pidsMax: pidsMax, cpuWeight: cpuWeight)
     }
 
