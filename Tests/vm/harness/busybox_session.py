@@ -251,7 +251,8 @@ class BusyboxSession:
         display = self.ctl.call('device %s' % GPU).get('device', {})
         nodes = [n for n in display.get('deviceNodes') or [] if n.startswith('/dev/dri/')]
         expect(nodes, 'the display has no /dev/dri node (the guest loads bochs): %s' % display)
-        w, p = self.spawn_probe('--device %s' % nodes[0], 'bind', 'by-name')
+        # the probe stays 2 s so that the daemon's read-back of numa_maps finds it alive
+        w, p = self.spawn_probe('--device %s' % nodes[0], 'bind', 'by-name', probe_args='sleep 2')
         check_placement(p, w, '2-3', 'bind', [1])
         return 'spanned CPUs %s; %s selected the display and landed on CPUs %s' % (probe['cpus'], nodes[0], p['cpus'])
 
