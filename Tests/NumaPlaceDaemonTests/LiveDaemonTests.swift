@@ -378,6 +378,10 @@ extension JSONValue {
         }
         var held: [VarlinkClient] = []
         for _ in 0..<8 { held.append(try servedClient()) }
+        // The daemon marks a call done just after its reply is on the way, so a client can see the reply
+        // first; on a loaded host that mark can trail the next connections' (then held[0] is not the one
+        // idle longest). Give the last marks time to land.
+        usleep(300_000)
         // Idle connections do not lock newcomers out: the one idle longest gives up its slot.
         do {
             let extra = try daemon.client()
