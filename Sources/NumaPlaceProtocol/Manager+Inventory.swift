@@ -113,10 +113,19 @@ extension Manager.Device {
                 throw WireModelError("\(field).pciePath[\(i)]", error.description)
             }
         }
-        return NumaPlaceCore.Device(address: parsedAddress, classCode: classCode, vendor: UInt16(vendorID),
-                                    deviceID: UInt16(deviceID), kind: kind, driver: driver,
-                                    firmwareNode: firmwareNode, locality: resolved, cpus: set, pciePath: path,
-                                    warnings: warnings.map(ScanWarning.init(wireText:)))
+        var model = NumaPlaceCore.Device(address: parsedAddress, classCode: classCode, vendor: UInt16(vendorID),
+                                         deviceID: UInt16(deviceID), kind: kind, driver: driver,
+                                         firmwareNode: firmwareNode, locality: resolved, cpus: set, pciePath: path,
+                                         warnings: warnings.map(ScanWarning.init(wireText:)))
+        // What selects a device by name (`Inventory.device(named:)`: the NRI plugin's /dev paths, Slurm's
+        // File=) and its own memory travel too; without them a live reply names nothing a scan names.
+        model.deviceNodes = deviceNodes
+        model.names = names
+        if let m = memoryNode {
+            guard let parsed = NUMANodeID(rawValue: m) else { throw WireModelError("\(field).memoryNode", "\(m) is not a node id") }
+            model.memoryNode = parsed
+        }
+        return model
     }
 }
 

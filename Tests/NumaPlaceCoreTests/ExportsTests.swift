@@ -268,6 +268,9 @@ struct WireInventory {
         #expect(rebuilt.topology == scanned.topology)
         #expect(rebuilt.devices.map(\.address) == scanned.devices.map(\.address))
         #expect(rebuilt.devices.map(\.locality) == scanned.devices.map(\.locality))
+        #expect(rebuilt.devices.map(\.deviceNodes) == scanned.devices.map(\.deviceNodes))
+        #expect(rebuilt.devices.map(\.names) == scanned.devices.map(\.names))
+        #expect(rebuilt.devices.map(\.memoryNode) == scanned.devices.map(\.memoryNode))
         #expect(rebuilt.allWarnings.map(\.description) == scanned.allWarnings.map(\.description))
         let kinds = SlurmGresExport(kinds: DeviceKind.schedulable)
         for kind in DeviceKind.schedulable {
