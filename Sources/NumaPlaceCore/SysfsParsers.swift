@@ -130,16 +130,52 @@ public enum SysfsParsers {
     /// files"); `unlimited` is `UInt64.max`. Rows that do not parse are left out. Read rather than
     /// prlimit(2), which needs CAP_SYS_RESOURCE for another user's process; the file is world-readable.
     public static func processLimits(_ text: String) -> [String: (soft: UInt64, hard: UInt64)] {
+        // Over the UTF-8 bytes, as the kernel writes them: splitting the text into `Character`s (grapheme
+        // breaking, a Unicode property lookup per character) made this the daemon's costliest step of a
+        // spawn, for a file of seventeen ASCII lines.
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (0x09...0x0D).contains(b) }
         var out: [String: (soft: UInt64, hard: UInt64)] = [:]
-        for line in text.split(separator: "\n").dropFirst() {   // the first line is the header
+        let bytes = Array(text.utf8)
+        var lineStart = 0
+        var sawHeader = false
+        while lineStart < bytes.count {
+            let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+            defer { lineStart = lineEnd + 1 }
+            var fields: [Range<Int>] = []
+            var i = lineStart
+            while i < lineEnd {
+                while i < lineEnd && isSpace(bytes[i]) { i += 1 }
+                let start = i
+                while i < lineEnd && !isSpace(bytes[i]) { i += 1 }
+                if start < i { fields.append(start..<i) }
+            }
+            guard !fields.isEmpty else { continue }
+            guard sawHeader else {   // the first line is the header
+                sawHeader = true
+                continue
+            }
             // Columns: a name (with spaces), soft, hard, and sometimes units; names end before the
             // first field that is a number or "unlimited".
-            let fields = line.split(whereSeparator: \.isWhitespace)
-            guard let first = fields.firstIndex(where: { $0 == "unlimited" || $0.allSatisfy(\.isASCIIDigit) }),
-                  first + 1 < fields.count else { continue }
-            func value(_ f: Substring) -> UInt64? { f == "unlimited" ? UInt64.max : UInt64(f) }
-            guard let soft = value(fields[first]), let hard = value(fields[first + 1]) else { continue }
-            out[fields[..<first].joined(separator: " ")] = (soft, hard)
+            let unlimited = Array("unlimited".utf8)
+            func value(_ r: Range<Int>) -> UInt64? {
+                if bytes[r].elementsEqual(unlimited) { return UInt64.max }
+                var v: UInt64 = 0
+                for b in bytes[r] {
+                    guard (0x30...0x39).contains(b) else { return nil }
+                    let (m, o1) = v.multipliedReportingOverflow(by: 10)
+                    let (sum, o2) = m.addingReportingOverflow(UInt64(b - 0x30))
+                    guard !o1, !o2 else { return nil }
+                    v = sum
+                }
+                return v
+            }
+            func isValue(_ r: Range<Int>) -> Bool {
+                bytes[r].elementsEqual(unlimited) || bytes[r].allSatisfy { (0x30...0x39).contains($0) }
+            }
+            guard let first = fields.firstIndex(where: isValue), first + 1 < fields.count,
+                  let soft = value(fields[first]), let hard = value(fields[first + 1]) else { continue }
+            let name = fields[..<first].map { String(decoding: bytes[$0], as: UTF8.self) }.joined(separator: " ")
+            out[name] = (soft, hard)
         }
         return out
     }

@@ -1,3 +1,7 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import NumaPlaceCore
 
@@ -204,6 +208,20 @@ struct ProcessLimitsParserTests {
         #expect(limits["Max locked memory"]?.hard == 65536)
         #expect(limits["Max nice priority"]?.soft == 0)
         #expect(limits["Limit"] == nil, "the header is not a row")
+    }
+
+    @Test func thisProcessAgreesWithGetrlimit() throws {
+        guard let data = FileManager.default.contents(atPath: "/proc/self/limits") else { return }
+        let limits = SysfsParsers.processLimits(String(decoding: data, as: UTF8.self))
+        for (resource, name) in [(RLIMIT_NOFILE, "Max open files"), (RLIMIT_STACK, "Max stack size"),
+                                 (RLIMIT_CORE, "Max core file size")] {
+            var r = rlimit()
+            #expect(getrlimit(__rlimit_resource_t(resource.rawValue), &r) == 0)
+            let row = try #require(limits[name], "no row \(name)")
+            #expect(row.soft == UInt64(r.rlim_cur), "\(name) soft")   // RLIM_INFINITY is all ones, as "unlimited" parses
+            #expect(row.hard == UInt64(r.rlim_max), "\(name) hard")
+        }
+        #expect(limits.count >= 16, "every row of the kernel's table: \(limits.keys.sorted())")
     }
 
     @Test(arguments: ["", "\n\n", "Limit\nMax open files\n", "Limit\nMax open files x y\n",
