@@ -77,8 +77,7 @@ public struct WorkerCgroups: Sendable {
         return subtree.group(named: name)
     }
 
-    static func usage(_ group: WorkerCgroup) -> Manager.WorkerUsage {
-        let u = group.usage()
+    static func usage(_ u: CgroupUsage) -> Manager.WorkerUsage {
         func int(_ v: UInt64?) -> Int? { v.map { Int(clamping: $0) } }
         return Manager.WorkerUsage(cpuUsec: int(u.cpuUsec), memoryCurrent: int(u.memoryCurrent),
                                    memoryPeak: int(u.memoryPeak), pids: int(u.pids))

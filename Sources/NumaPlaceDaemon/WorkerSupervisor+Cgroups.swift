@@ -34,16 +34,16 @@ extension WorkerSupervisor {
     func withUsage(_ worker: Manager.Worker) -> Manager.Worker {
         guard worker.state == .running, let group = table[worker.id]?.cgroup else { return worker }
         var w = worker
-        w.usage = WorkerCgroups.usage(group)
+        w.usage = WorkerCgroups.usage(group.usage())
         return w
     }
 
     /// The group's last usage into the worker, and whether the OOM killer killed in it.
     func recordFinalUsage(_ id: String, group: WorkerCgroup, exit: Manager.ExitStatus) -> Manager.ExitStatus {
-        let usage = WorkerCgroups.usage(group)
-        table.update(id) { $0.worker.usage = usage }
+        let usage = group.usage()
+        table.update(id) { $0.worker.usage = WorkerCgroups.usage(usage) }
         var exit = exit
-        if (group.usage().oomKills ?? 0) > 0 { exit.oomKilled = true }
+        if (usage.oomKills ?? 0) > 0 { exit.oomKilled = true }
         return exit
     }
 

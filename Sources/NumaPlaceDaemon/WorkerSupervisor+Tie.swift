@@ -11,10 +11,9 @@ extension WorkerSupervisor {
 
     /// The connection `connection` closed: each running worker tied to it is stopped.
     public func connectionClosed(_ connection: UInt64) {
-        guard connection != 0 else { return }
-        for id in table.running where table[id]?.tiedTo == connection {
-            stopTied(id)
-        }
+        guard connection != 0, let ids = tiedByConnection.removeValue(forKey: connection) else { return }
+        // Workers that exited meanwhile are passed over by stopTied.
+        for id in ids { stopTied(id) }
     }
 
     /// SIGTERM now and SIGKILL after the grace period, to a tied worker whose client is gone. Once

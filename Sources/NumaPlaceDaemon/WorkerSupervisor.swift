@@ -20,6 +20,9 @@ public actor WorkerSupervisor {
     var table: WorkerTable
     private var nextID = 1
     private var nextWaiter = 0
+    /// Running tied workers by the connection that spawned them, so that a closing connection (every
+    /// one, most with nothing tied) looks up its own workers instead of scanning all running ones.
+    var tiedByConnection: [UInt64: [String]] = [:]
     let store: TopologyStore
     let hub: EventHub
     let log: WorkerStateLog
@@ -178,6 +181,7 @@ public actor WorkerSupervisor {
         let ticks = ProcessFacts.startTicks(pid: process.pid, root: procRoot)
         track(WorkerTable.Entry(worker: worker, pidfd: process.pidfd, startTicks: ticks, cores: decision.exclusiveCores,
                                 cgroup: group, tiedTo: p.tied == true ? peer.connection : nil))
+        if p.tied == true { tiedByConnection[peer.connection, default: []].append(id) }
         if !decision.exclusiveCores.isEmpty { rebalanceCPUs() }
         log.append(WorkerStateLog.Record(op: "start", id: id, startTicks: ticks, worker: worker))
         logger.info("worker \(id) started: pid \(process.pid) on CPUs \(worker.applied?.cpus ?? decision.cpus.cpulist)",
@@ -239,6 +243,11 @@ public actor WorkerSupervisor {
         entry.watch?.cancelAfterExit()
         if let group = entry.cgroup { exit = recordFinalUsage(id, group: group, exit: exit) }
         guard let ended = table.markExited(id, exit: exit) else { return }
+        if let connection = entry.tiedTo {
+            // A long-lived client's exited workers do not pile up until it disconnects.
+            tiedByConnection[connection]?.removeAll { $0 == id }
+            if tiedByConnection[connection]?.isEmpty == true { tiedByConnection.removeValue(forKey: connection) }
+        }
         if let group = entry.cgroup { removeGroup(group, of: id, releasedCores: !entry.cores.isEmpty) }
         for w in ended.waiters.values { w.resume(returning: ended.worker) }
         log.append(WorkerStateLog.Record(op: "exit", id: id, startTicks: nil, worker: nil))
