@@ -41,7 +41,8 @@ extension Configuration {
         /// (or huge argvs) forget that user's oldest exits, never another user's.
         public var exitedHistoryPerUser = 256
         public var exitedHistoryBytesPerUser = 8 << 20
-        /// Unanswered calls queued on one connection before it is closed.
+        /// Calls queued or running on one connection; past it the connection's further messages wait
+        /// (up to `maxMessageBytes` of them), then it is not read until its calls catch up.
         public var maxQueuedCalls = 64
 
         public init(maxMessageBytes: Int = 1 << 20, maxArgvBytes: Int = 256 << 10,

@@ -13,6 +13,13 @@ import Glibc
 /// arrive with it), runs its calls one after another in a task of its own (replies in call order;
 /// other connections run in parallel), and writes its replies, bounded in messages and bytes.
 ///
+/// Pipelined calls are served, never refused: at most `maxQueuedCalls` are handed to the task, the
+/// whole messages read after them wait as bytes (at most `maxMessageBytes` of them), and past that the
+/// connection is not read until its calls catch up, so the client is held back by its own socket
+/// buffer. Closing for a full queue made the outcome depend on how the kernel split the client's
+/// writes and how fast the daemon answered (2,000 pipelined calls were served in one run, cut off in
+/// the next).
+///
 /// Reads run on a serial queue of the connection's (a DispatchSource), writes on whichever thread
 /// answers, under the lock; when the socket is full the rest waits for a write source. The descriptor
 /// is closed only once both sources have been cancelled, so no event can reach a recycled number.
@@ -51,6 +58,10 @@ final class Connection: ReplySink, @unchecked Sendable {
     private var written = 0
     private var pendingBytes = 0
     private var queued = 0
+    /// Messages wait in `backlog` because `queued` reached the bound: the next finished call pumps.
+    private var backlogWaits = false
+    /// The read source is suspended (the backlog is full); `close` resumes it so it can be cancelled.
+    private var readPaused = false
     private var sourcesLeft = 2
 
     // On the queue only.
@@ -58,6 +69,17 @@ final class Connection: ReplySink, @unchecked Sendable {
     /// Descriptors of the message still being received.
     private var carried: [Int32] = []
     private var carriedTruncated = false
+    /// Whole messages read but not yet handed to the call task, oldest first, and their bytes.
+    private var backlog: [Framed] = []
+    private var backlogHead = 0
+    private var backlogBytes = 0
+
+    private struct Framed {
+        let message: [UInt8]
+        let descriptors: [Int32]
+        /// More descriptors than a message may carry came with it: all closed, the call refused.
+        let refused: Bool
+    }
 
     init(fd: Int32, peer: PeerCredentials, context: Context) {
         self.fd = fd
@@ -79,6 +101,9 @@ final class Connection: ReplySink, @unchecked Sendable {
         read.setCancelHandler { [self] in
             for fd in carried { Syscall.close(fd) }
             carried = []
+            for item in backlog[backlogHead...] { for fd in item.descriptors { Syscall.close(fd) } }
+            backlog = []
+            backlogHead = 0
             sourceCancelled()
         }
         write.setEventHandler { [self] in
@@ -105,7 +130,12 @@ final class Connection: ReplySink, @unchecked Sendable {
                 }
                 item.descriptors.closeAll()
                 context.table.end(self)
-                lock.withLock { queued -= 1 }
+                let pump = lock.withLock { () -> Bool in
+                    queued -= 1
+                    defer { backlogWaits = false }
+                    return backlogWaits && !closed
+                }
+                if pump { queue.async { [self] in pumpAndResume() } }
                 if !isOpen { break }
             }
         }
@@ -153,10 +183,11 @@ final class Connection: ReplySink, @unchecked Sendable {
         }
     }
 
-    /// Frames the bytes and queues each complete call with its descriptors. The kernel ends a read
-    /// right after the bytes that carried descriptors (unix(7)), and a client sends a message's
-    /// descriptors with its first bytes: so a read's descriptors belong to the message its last byte
-    /// is part of. False when the connection was closed.
+    /// Frames the bytes and puts each complete message, with its descriptors, on the backlog; then
+    /// hands what the queue bound allows to the call task. The kernel ends a read right after the
+    /// bytes that carried descriptors (unix(7)), and a client sends a message's descriptors with its
+    /// first bytes: so a read's descriptors belong to the message its last byte is part of. False when
+    /// reading stops: the connection was closed, or the backlog is full and reading paused.
     private func ingest(_ bytes: UnsafeRawBufferPointer, descriptors: [Int32], truncated: Bool) -> Bool {
         let messages: [[UInt8]]
         do {
@@ -186,30 +217,8 @@ final class Connection: ReplySink, @unchecked Sendable {
                 fds = []
                 refused = true
             }
-            let call: VarlinkCall
-            do {
-                call = try VarlinkCall(bytes: message)
-            } catch {
-                // Not a Varlink message at all: there is no call to answer, so the connection ends.
-                for fd in fds + incoming { Syscall.close(fd) }
-                context.logger.debug("closing connection: \(error)")
-                close()
-                return false
-            }
-            let limit = context.limits.maxQueuedCalls
-            let over = lock.withLock { () -> Bool in
-                queued += 1
-                return queued > limit
-            }
-            if over {
-                for fd in fds + incoming { Syscall.close(fd) }
-                context.logger.debug("closing connection: more than \(limit) calls queued")
-                close()
-                return false
-            }
-            context.table.begin(self)
-            // Dropped (and its descriptors closed) if the connection closed meanwhile.
-            calls?.yield(Queued(call: call, descriptors: PassedDescriptors(fds), refused: refused))
+            backlog.append(Framed(message: message, descriptors: fds, refused: refused))
+            backlogBytes += message.count
         }
         carried += incoming
         carriedTruncated = carriedTruncated || incomingTruncated
@@ -218,7 +227,76 @@ final class Connection: ReplySink, @unchecked Sendable {
             carried = []
             carriedTruncated = true
         }
+        guard pump() else { return false }
+        // Whole messages waiting are bounded like one message (the one being received is bounded by
+        // the framer): past that the socket is left unread and the client waits on its own send buffer.
+        if backlogBytes >= context.limits.maxMessageBytes {
+            return !pauseReading()
+        }
         return true
+    }
+
+    /// Hands backlog messages to the call task while fewer than `maxQueuedCalls` are queued or
+    /// running. On the queue. False when the connection was closed (a message that is not a Varlink
+    /// call ends it: there is no call to answer).
+    private func pump() -> Bool {
+        let limit = context.limits.maxQueuedCalls
+        while backlogHead < backlog.count {
+            let admitted = lock.withLock { () -> Bool in
+                guard !closed else { return false }
+                guard queued < limit else {
+                    backlogWaits = true
+                    return false
+                }
+                queued += 1
+                return true
+            }
+            guard admitted else { return isOpen }
+            let item = backlog[backlogHead]
+            backlog[backlogHead] = Framed(message: [], descriptors: [], refused: false)
+            backlogHead += 1
+            backlogBytes -= item.message.count
+            let call: VarlinkCall
+            do {
+                call = try VarlinkCall(bytes: item.message)
+            } catch {
+                for fd in item.descriptors { Syscall.close(fd) }
+                lock.withLock { queued -= 1 }
+                context.logger.debug("closing connection: \(error)")
+                close()
+                return false
+            }
+            context.table.begin(self)
+            // Dropped (and its descriptors closed) if the connection closed meanwhile.
+            calls?.yield(Queued(call: call, descriptors: PassedDescriptors(item.descriptors), refused: item.refused))
+        }
+        backlog.removeAll(keepingCapacity: backlog.count <= 64)
+        backlogHead = 0
+        return isOpen
+    }
+
+    /// After a call finished while messages waited: queues what now fits, and reads again once the
+    /// backlog is below its bound. On the queue.
+    private func pumpAndResume() {
+        guard pump() else { return }
+        guard backlogBytes < context.limits.maxMessageBytes else { return }
+        lock.withLock {
+            guard readPaused, !closed else { return }
+            readPaused = false
+            readSource?.resume()
+        }
+    }
+
+    /// Stops reading this connection until its calls catch up. On the queue. False when it was closed.
+    private func pauseReading() -> Bool {
+        lock.withLock { () -> Bool in
+            guard !closed else { return false }
+            if !readPaused {
+                readPaused = true
+                readSource?.suspend()
+            }
+            return true
+        }
     }
 
     // MARK: ReplySink
@@ -301,6 +379,11 @@ final class Connection: ReplySink, @unchecked Sendable {
             closed = true
             output = []
             head = 0
+            // A suspended source is never cancelled: resume it (its handler sees the close and returns).
+            if readPaused {
+                readPaused = false
+                readSource?.resume()
+            }
             if writeIdle {
                 writeIdle = false
                 writeSource?.resume()
