@@ -230,3 +230,36 @@ struct ProcessLimitsParserTests {
         #expect(SysfsParsers.processLimits(text)["Max open files"] == nil)
     }
 }
+
+@Suite("SysfsParsers.statusField")
+struct StatusFieldTests {
+    static let status = """
+        Name:\tbash
+        Cpus_allowed:\t3
+        Cpus_allowed_list:\t0-1
+        Groups:\t4 24 27 \n\
+        Uid:\t1000\t1000\t1000\t1000
+        Mems_allowed_list:\t0
+        """
+
+    @Test func findsWholeNamesOnly() {
+        #expect(SysfsParsers.statusField("Cpus_allowed", in: Self.status) == "3")
+        #expect(SysfsParsers.statusField("Cpus_allowed_list", in: Self.status) == "0-1")
+        #expect(SysfsParsers.statusField("Cpus", in: Self.status) == nil)
+        #expect(SysfsParsers.statusField("Groups", in: Self.status) == "4 24 27")
+        #expect(SysfsParsers.statusField("Uid", in: Self.status) == "1000\t1000\t1000\t1000")
+        // The last line has no newline.
+        #expect(SysfsParsers.statusField("Mems_allowed_list", in: Self.status) == "0")
+        #expect(SysfsParsers.statusField("Mems_allowed_list_x", in: Self.status) == nil)
+    }
+
+    @Test(arguments: ["", "\n", ":", "Uid", "Uid\n:", "\nUid", "Ui:d: 1"])
+    func absentOrCutShort(_ text: String) {
+        #expect(SysfsParsers.statusField("Uid", in: text) == nil)
+    }
+
+    @Test func emptyValueAndNonASCII() {
+        #expect(SysfsParsers.statusField("Groups", in: "Groups:\nUid:\t0") == "")
+        #expect(SysfsParsers.statusField("Name", in: "Name:\tcafé ☕\nUid:\t0") == "café ☕")
+    }
+}
