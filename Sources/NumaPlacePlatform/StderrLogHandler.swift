@@ -43,18 +43,25 @@ public struct StderrLogHandler: LogHandler {
     /// The record's text, newline-terminated.
     public static func format(event: LogEvent, metadata: Logger.Metadata) -> String {
         let prefix = "<\(SyslogPriority(event.level).rawValue)>"
-        // Split by scalar: "\r\n" is a single Character and would not match "\n".
+        let message = event.message.description
         var lines: [String] = []
-        var current = String.UnicodeScalarView()
-        for s in event.message.description.unicodeScalars {
-            if s == "\n" {
-                lines.append(prefix + String(current))
-                current = String.UnicodeScalarView()
-            } else if s != "\r" {
-                current.append(s)
+        // Most messages are one line: they are taken whole (appending scalar by scalar was a quarter
+        // of the daemon's instructions per spawn at the default log level).
+        if !message.utf8.contains(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) {
+            lines.append(prefix + message)
+        } else {
+            // Split by scalar: "\r\n" is a single Character and would not match "\n".
+            var current = String.UnicodeScalarView()
+            for s in message.unicodeScalars {
+                if s == "\n" {
+                    lines.append(prefix + String(current))
+                    current = String.UnicodeScalarView()
+                } else if s != "\r" {
+                    current.append(s)
+                }
             }
+            lines.append(prefix + String(current))
         }
-        lines.append(prefix + String(current))
         var pairs = metadata.map { ($0.key, renderMetadataValue($0.value)) }.sorted { $0.0 < $1.0 }
         if let error = event.error { pairs.append(("error", String(describing: error))) }
         if !pairs.isEmpty {
@@ -65,8 +72,10 @@ public struct StderrLogHandler: LogHandler {
     }
 
     static func quoteIfNeeded(_ text: String) -> String {
-        let needsQuotes = text.isEmpty || text.unicodeScalars.contains {
-            $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f
+        // Every byte that calls for quotes is ASCII, and UTF-8 never uses ASCII bytes inside a longer scalar.
+        let needsQuotes = text.isEmpty || text.utf8.contains {
+            $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=")
+                || $0 == UInt8(ascii: "\\") || $0 < 0x20 || $0 == 0x7f
         }
         guard needsQuotes else { return text }
         var out = "\""
