@@ -142,52 +142,68 @@ public enum SysfsParsers {
     /// files"); `unlimited` is `UInt64.max`. Rows that do not parse are left out. Read rather than
     /// prlimit(2), which needs CAP_SYS_RESOURCE for another user's process; the file is world-readable.
     public static func processLimits(_ text: String) -> [String: (soft: UInt64, hard: UInt64)] {
-        // Over the UTF-8 bytes, as the kernel writes them: splitting the text into `Character`s (grapheme
-        // breaking, a Unicode property lookup per character) made this the daemon's costliest step of a
-        // spawn, for a file of seventeen ASCII lines.
-        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (0x09...0x0D).contains(b) }
+        // Over the UTF-8 bytes, as the kernel writes them, one pass per line with nothing allocated
+        // but the row's name: splitting into `Character`s (a Unicode lookup per character), and then
+        // an array of fields per line, made this the costliest step of the daemon's spawn path.
         var out: [String: (soft: UInt64, hard: UInt64)] = [:]
-        let bytes = Array(text.utf8)
-        var lineStart = 0
-        var sawHeader = false
-        while lineStart < bytes.count {
-            let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
-            defer { lineStart = lineEnd + 1 }
-            var fields: [Range<Int>] = []
-            var i = lineStart
-            while i < lineEnd {
-                while i < lineEnd && isSpace(bytes[i]) { i += 1 }
-                let start = i
-                while i < lineEnd && !isSpace(bytes[i]) { i += 1 }
-                if start < i { fields.append(start..<i) }
-            }
-            guard !fields.isEmpty else { continue }
-            guard sawHeader else {   // the first line is the header
-                sawHeader = true
-                continue
-            }
-            // Columns: a name (with spaces), soft, hard, and sometimes units; names end before the
-            // first field that is a number or "unlimited".
-            let unlimited = Array("unlimited".utf8)
-            func value(_ r: Range<Int>) -> UInt64? {
-                if bytes[r].elementsEqual(unlimited) { return UInt64.max }
+        out.reserveCapacity(20)
+        var text = text
+        text.withUTF8 { bytes in
+            func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (0x09...0x0D).contains(b) }
+            /// A value token: digits (nil on overflow) or `unlimited`; .none when it is not one at all.
+            func value(_ r: Range<Int>) -> UInt64?? {
+                let unlimited: StaticString = "unlimited"
+                if r.count == unlimited.utf8CodeUnitCount,
+                   r.indices.allSatisfy({ bytes[$0] == unlimited.utf8Start[$0 - r.lowerBound] }) {
+                    return .some(UInt64.max)
+                }
                 var v: UInt64 = 0
-                for b in bytes[r] {
-                    guard (0x30...0x39).contains(b) else { return nil }
+                for i in r {
+                    let b = bytes[i]
+                    guard (0x30...0x39).contains(b) else { return .none }
                     let (m, o1) = v.multipliedReportingOverflow(by: 10)
                     let (sum, o2) = m.addingReportingOverflow(UInt64(b - 0x30))
-                    guard !o1, !o2 else { return nil }
+                    if o1 || o2 { return .some(nil) }
                     v = sum
                 }
-                return v
+                return .some(v)
             }
-            func isValue(_ r: Range<Int>) -> Bool {
-                bytes[r].elementsEqual(unlimited) || bytes[r].allSatisfy { (0x30...0x39).contains($0) }
+            var name: [UInt8] = []
+            name.reserveCapacity(64)
+            var sawHeader = false
+            var i = 0
+            while i < bytes.count {
+                // One line: the name's tokens (joined by one space), then soft and hard; units ignored.
+                name.removeAll(keepingCapacity: true)
+                var soft: UInt64? = nil
+                var row: (soft: UInt64, hard: UInt64)? = nil
+                var broken = false
+                var tokens = 0
+                while i < bytes.count && bytes[i] != UInt8(ascii: "\n") {
+                    if isSpace(bytes[i]) { i += 1; continue }
+                    let start = i
+                    while i < bytes.count && !isSpace(bytes[i]) { i += 1 }
+                    tokens += 1
+                    guard sawHeader, !broken, row == nil else { continue }
+                    switch value(start..<i) {
+                    case .none where soft == nil:
+                        if !name.isEmpty { name.append(0x20) }
+                        name.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
+                    case .some(let v?) where soft == nil:
+                        soft = v
+                    case .some(let v?):
+                        row = (soft!, v)
+                    default:
+                        broken = true   // an overflowing number, or a word where hard belongs
+                    }
+                }
+                i += 1
+                if tokens > 0 && !sawHeader {   // the first line is the header
+                    sawHeader = true
+                    continue
+                }
+                if let row, !name.isEmpty { out[String(decoding: name, as: UTF8.self)] = row }
             }
-            guard let first = fields.firstIndex(where: isValue), first + 1 < fields.count,
-                  let soft = value(fields[first]), let hard = value(fields[first + 1]) else { continue }
-            let name = fields[..<first].map { String(decoding: bytes[$0], as: UTF8.self) }.joined(separator: " ")
-            out[name] = (soft, hard)
         }
         return out
     }
