@@ -242,16 +242,23 @@ final class Connection: ReplySink, @unchecked Sendable {
     private func pump() -> Bool {
         let limit = context.limits.maxQueuedCalls
         while backlogHead < backlog.count {
-            let admitted = lock.withLock { () -> Bool in
-                guard !closed else { return false }
+            // Idle: nothing of this connection's is queued or running, so a reply sent from here now
+            // cannot overtake an earlier one.
+            enum Admission { case closed, full, idle, queued }
+            let admission = lock.withLock { () -> Admission in
+                guard !closed else { return .closed }
+                if queued == 0 { return .idle }
                 guard queued < limit else {
                     backlogWaits = true
-                    return false
+                    return .full
                 }
                 queued += 1
-                return true
+                return .queued
             }
-            guard admitted else { return isOpen }
+            switch admission {
+            case .closed, .full: return isOpen
+            case .idle, .queued: break
+            }
             let item = backlog[backlogHead]
             backlog[backlogHead] = Framed(message: [], descriptors: [], refused: false)
             backlogHead += 1
@@ -261,10 +268,18 @@ final class Connection: ReplySink, @unchecked Sendable {
                 call = try VarlinkCall(bytes: item.message)
             } catch {
                 for fd in item.descriptors { Syscall.close(fd) }
-                lock.withLock { queued -= 1 }
+                if admission == .queued { lock.withLock { queued -= 1 } }
                 context.logger.debug("closing connection: \(error)")
                 close()
                 return false
+            }
+            if admission == .idle {
+                if item.descriptors.isEmpty, !item.refused, let bytes = context.dispatcher.immediateReply(to: call) {
+                    context.table.touch(self)
+                    send(bytes)
+                    continue
+                }
+                lock.withLock { queued += 1 }
             }
             context.table.begin(self)
             // Dropped (and its descriptors closed) if the connection closed meanwhile.

@@ -79,6 +79,11 @@ final class ConnectionTable<Connection: AnyObject>: @unchecked Sendable {
         }
     }
 
+    /// A call of `connection` was answered at once, without being queued.
+    func touch(_ connection: Connection) {
+        lock.withLock { slots[ObjectIdentifier(connection)]?.lastActive = now() }
+    }
+
     func remove(_ connection: Connection) {
         lock.withLock { removeSlot(ObjectIdentifier(connection)) }
     }

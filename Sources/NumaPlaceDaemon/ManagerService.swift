@@ -64,6 +64,26 @@ public final class ManagerService: VarlinkDispatcher, @unchecked Sendable {
         await supervisor.connectionClosed(peer.connection)
     }
 
+    /// GetTopology and ListDevices without filters, once their replies are encoded (the first call
+    /// after a change takes the actor's way and encodes them). The answer is the same bytes the
+    /// actor's way sends; anything unusual about the call (oneway, upgrade, parameters that do not
+    /// decode) takes the actor's way, which answers it as before.
+    public func immediateReply(to call: VarlinkCall) -> [UInt8]? {
+        guard !call.oneway, !call.upgrade, call.interface == Manager.interface else { return nil }
+        switch call.member {
+        case "GetTopology":
+            guard (try? call.parameters(as: Empty.self)) != nil else { return nil }
+            return store.replies.withLockedValue { $0.topology }
+        case "ListDevices":
+            guard (try? call.parameters(as: Manager.ListDevicesParameters.self)) == Manager.ListDevicesParameters() else {
+                return nil
+            }
+            return store.replies.withLockedValue { $0.devices }
+        default:
+            return nil
+        }
+    }
+
     private func dispatch(_ call: VarlinkCall, descriptors: PassedDescriptors, peer: PeerCredentials,
                           sink: ReplySink) async throws {
         if call.upgrade { throw VarlinkError.methodNotImplemented(call.method) }

@@ -6,6 +6,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOConcurrencyHelpers
 import NumaPlaceCore
 import NumaPlaceProtocol
 
@@ -22,10 +23,16 @@ public actor TopologyStore {
     /// Narrows the saved original on purpose (`WorkerCPUs=`); nil keeps it whole.
     private var workerCPUs: CPUSet?
     private let savedOriginal: AllowedSet
-    private var topologyReplyCache: [UInt8]?
-    /// The encoded reply to ListDevices without filters, cached like GetTopology's: it changes only
-    /// with the table, and on a machine with a hundred accelerators building it is most of a call.
-    private var devicesReplyCache: [UInt8]?
+    /// The encoded replies to GetTopology and to ListDevices without filters (on a machine with a
+    /// hundred accelerators building the latter is most of a call), built once per change of the
+    /// table. Written only by the actor, cleared before a change is announced; read without it, so
+    /// that a connection answers these calls on its own thread (`ManagerService.immediateReply`).
+    public nonisolated let replies = NIOLockedValueBox(CachedReplies())
+
+    public struct CachedReplies: Sendable {
+        public var topology: [UInt8]?
+        public var devices: [UInt8]?
+    }
     public private(set) var generation = 0
 
     public init(scanner: SysfsScanner, savedOriginal: AllowedSet, workerCPUs: CPUSet?, hub: EventHub,
@@ -62,8 +69,7 @@ public actor TopologyStore {
         let topologyChanged = next.topology != inventory.topology
         let old = inventory
         inventory = next
-        topologyReplyCache = nil
-        devicesReplyCache = nil
+        replies.withLockedValue { $0 = CachedReplies() }
         generation += 1
         if topologyChanged { hub.publish(kind: .topologyChanged) }
         publishDifferences(from: old.devices, to: next.devices)
@@ -98,11 +104,13 @@ public actor TopologyStore {
         }
         // Nothing was learnt about a device that could not be read: no event for it.
         old.removeAll { unread.contains($0.address) }
+        // Before the events go out: a client that hears of a change and asks gets the new table.
+        let before = replies.withLockedValue { r in defer { r = CachedReplies() }; return r }
         let changed = publishDifferences(from: old, to: new, announceUnchanged: true)
         if changed {
-            topologyReplyCache = nil
-            devicesReplyCache = nil
             generation += 1
+        } else {
+            replies.withLockedValue { $0 = before }
         }
     }
 
@@ -132,18 +140,18 @@ public actor TopologyStore {
 
     /// The encoded GetTopology reply (with its NUL), cached until the next change.
     public func topologyReply() throws -> [UInt8] {
-        if let cached = topologyReplyCache { return cached }
+        if let cached = replies.withLockedValue({ $0.topology }) { return cached }
         let bytes = try VarlinkReply.encode(Manager.GetTopologyReply(inventory, allowed: allowed))
-        topologyReplyCache = bytes
+        replies.withLockedValue { $0.topology = bytes }
         return bytes
     }
 
     /// The encoded ListDevices reply listing every managed device (with its NUL), cached until the
     /// next change.
     public func devicesReply() throws -> [UInt8] {
-        if let cached = devicesReplyCache { return cached }
+        if let cached = replies.withLockedValue({ $0.devices }) { return cached }
         let bytes = try VarlinkReply.encode(Manager.ListDevicesReply(devices: inventory.devices.map { Manager.Device($0, in: inventory) }))
-        devicesReplyCache = bytes
+        replies.withLockedValue { $0.devices = bytes }
         return bytes
     }
 

@@ -18,6 +18,10 @@ public protocol VarlinkDispatcher: Sendable {
     func handle(_ call: VarlinkCall, descriptors: PassedDescriptors, peer: PeerCredentials, sink: ReplySink) async
     /// The connection `peer.connection` has closed (its calls' tasks are cancelled).
     func connectionClosed(_ peer: PeerCredentials) async
+    /// The whole reply to `call` when it is ready in memory and depends on nothing else (no caller,
+    /// no descriptors, no state that needs an actor): the connection then sends it from its reading
+    /// thread, when no earlier call of its own is still running, without handing the call on.
+    func immediateReply(to call: VarlinkCall) -> [UInt8]?
 }
 
 extension VarlinkDispatcher {
@@ -27,4 +31,6 @@ extension VarlinkDispatcher {
     }
 
     public func connectionClosed(_ peer: PeerCredentials) async {}
+
+    public func immediateReply(to call: VarlinkCall) -> [UInt8]? { nil }
 }

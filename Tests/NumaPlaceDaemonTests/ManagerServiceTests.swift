@@ -271,6 +271,45 @@ extension JSONValue {
         #expect(wrongType["parameter"] == .string("node"))
     }
 
+    /// The replies a connection sends from its reading thread are the actor's bytes, only once the
+    /// actor has encoded them, never for a call that asks for something else, and never stale: a
+    /// device change clears them before its event goes out.
+    @Test func immediateRepliesAreTheActorsBytesAndClearedByAChange() async throws {
+        func immediate(_ json: String) throws -> [UInt8]? {
+            service.immediateReply(to: try VarlinkCall(bytes: Array(json.utf8)))
+        }
+        let topology = #"{"method":"io.numaplaced.Manager.GetTopology"}"#
+        let devices = #"{"method":"io.numaplaced.Manager.ListDevices","parameters":{}}"#
+        #expect(try immediate(topology) == nil, "nothing encoded yet: the actor's way encodes it")
+
+        let sink = CollectingSink()
+        await service.handle(try VarlinkCall(bytes: Array(topology.utf8)), peer: Self.root, sink: sink)
+        await service.handle(try VarlinkCall(bytes: Array(devices.utf8)), peer: Self.root, sink: sink)
+        let viaActor = sink.all
+        try #require(viaActor.count == 2)
+        #expect(try immediate(topology) == viaActor[0])
+        #expect(try immediate(devices) == viaActor[1])
+
+        // Calls that ask for something else take the actor's way.
+        #expect(try immediate(#"{"method":"io.numaplaced.Manager.GetTopology","oneway":true}"#) == nil)
+        #expect(try immediate(#"{"method":"io.numaplaced.Manager.GetTopology","upgrade":true}"#) == nil)
+        #expect(try immediate(#"{"method":"io.numaplaced.Manager.ListDevices","parameters":{"node":1}}"#) == nil)
+        #expect(try immediate(#"{"method":"io.numaplaced.Manager.ListDevices","parameters":{"node":"x"}}"#) == nil)
+        #expect(try immediate(#"{"method":"io.numaplaced.Manager.GetStatus"}"#) == nil)
+        #expect(try immediate(#"{"method":"org.varlink.service.GetInfo"}"#) == nil)
+
+        // A refresh that changes nothing keeps them; one that changes the GPU's node clears them.
+        await store.refresh([try PCIAddress(parsing: SyntheticMachine.nic)])
+        #expect(try immediate(topology) == viaActor[0])
+        try machine.setDeviceFile(SyntheticMachine.gpu, "numa_node", "0\n")
+        await store.refresh([try PCIAddress(parsing: SyntheticMachine.gpu)])
+        #expect(try immediate(topology) == nil)
+        #expect(try immediate(devices) == nil)
+        let fresh = try await call(topology)
+        #expect(try immediate(topology) != nil && immediate(topology) != viaActor[0])
+        #expect(fresh.error == nil)
+    }
+
     @Test func getDevice() async throws {
         let found = try await call(#"{"method":"io.numaplaced.Manager.GetDevice","parameters":{"address":"00000000:3B:00.0"}}"#)
         #expect(found["device"]?["address"] == .string(SyntheticMachine.gpu))
