@@ -55,6 +55,13 @@ public struct DeviceClassifier: Hashable, Sendable {
         return nil
     }
 
+    /// False when no rule can match a function of this class whatever its vendor and device: the
+    /// scanner then reads neither (most of a server's PCI functions are bridges and platform devices,
+    /// and their two files were two thirds of the start-up's sysfs reads).
+    public func mayManage(classCode: UInt32) -> Bool {
+        rules.contains { rule in rule.classValue.map { classCode & rule.classMask == $0 & rule.classMask } ?? true }
+    }
+
     /// DESIGN.md's defaults: 3D controllers, and display controllers of GPU makers → gpu; every other
     /// display controller (the VGA of a BMC or a hypervisor) → display; co-processor and processing
     /// accelerator → accelerator; InfiniBand, and Ethernet from RDMA-capable vendors → nic.

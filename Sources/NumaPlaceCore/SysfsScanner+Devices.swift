@@ -41,6 +41,7 @@ extension SysfsScanner {
             }
             return w.code == .vanished ? .absent(w) : .unreadable(w)
         }
+        guard classifier.mayManage(classCode: classCode) else { return .notManaged }
         var warnings: [ScanWarning] = []
         func optionalID(_ file: String) -> UInt16 {
             switch identity(file, bits: 16) {

@@ -131,6 +131,31 @@ private func address(_ text: String) -> PCIAddress? { try? PCIAddress(parsing: t
         #expect(classifier.kind(classCode: 0x02_0700, vendor: 0x15b3, device: 0x101b) == .nic)
     }
 
+    /// The scanner skips a function's vendor and device files when its class rules it out: that must
+    /// never skip one a rule would manage, with the defaults or with configured rules.
+    @Test func mayManageNeverRulesOutAManagedClass() throws {
+        let configured = try parse("""
+        [Devices]
+        Match=class=0x03 vendor=0x1a03 kind=ignore
+        Match=class=0x0880 vendor=0x8086 kind=accelerator
+        """).classifier
+        let vendorOnly = try parse("[Devices]\nMatch=vendor=0x1d0f kind=accelerator\n").classifier
+        let classes: [UInt32] = [0x06_0400, 0x06_0000, 0x08_8000, 0x03_0000, 0x03_0200, 0x03_8000, 0x02_0000,
+                                 0x02_0700, 0x12_0000, 0x0b_4000, 0x01_0802, 0x0c_0330, 0xff_ffff]
+        let vendors: [UInt16] = [0x10de, 0x1002, 0x15b3, 0x8086, 0x1a03, 0x1d0f, 0xffff]
+        for classifier in [DeviceClassifier(), configured, vendorOnly] {
+            for c in classes where !classifier.mayManage(classCode: c) {
+                for v in vendors {
+                    #expect(classifier.kind(classCode: c, vendor: v, device: 0x1234) == nil, "class \(c) vendor \(v)")
+                }
+            }
+        }
+        #expect(!DeviceClassifier().mayManage(classCode: 0x06_0400), "a PCI bridge is read no further")
+        #expect(DeviceClassifier().mayManage(classCode: 0x02_0000), "Ethernet depends on the vendor")
+        #expect(configured.mayManage(classCode: 0x08_8000))
+        #expect(vendorOnly.mayManage(classCode: 0x06_0400), "a rule without a class may match any class")
+    }
+
     @Test(arguments: ["0000:3b:00.0", "3b:00.0", "3B:00", "00000000:3B:00.0", "0:3b:0.0"])
     func localityAcceptsEverySpelling(spelling: String) throws {
         let c = try parse("[Devices]\nLocality=\(spelling)   2\n")
