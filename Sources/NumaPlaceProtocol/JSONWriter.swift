@@ -131,6 +131,8 @@ public struct JSONWriter {
     public mutating func member(_ name: StaticString, _ n: Int?) { if let n { member(name, n) } }
     public mutating func member(_ name: StaticString, _ n: UInt64?) { if let n { key(name); value(n) } }
     public mutating func member(_ name: StaticString, _ b: Bool?) { if let b { member(name, b) } }
+    public mutating func member(_ name: StaticString, _ a: [String]?) { if let a { member(name, a) } }
+    public mutating func member(_ name: StaticString, _ a: [Int]?) { if let a { member(name, a) } }
     public mutating func member<T: JSONWritable>(_ name: StaticString, _ v: T?) { if let v { member(name, v) } }
 
     // MARK: Strings

@@ -89,3 +89,53 @@ extension Manager.MonitorReply: JSONWritable {
         w.endObject()
     }
 }
+
+extension Manager.SpawnParameters: JSONWritable {
+    public func writeJSON(to w: inout JSONWriter) {
+        w.beginObject()
+        w.member("device", device)
+        w.member("node", node)
+        w.member("cpus", cpus)
+        w.member("argv", argv)
+        w.member("environment", environment)
+        w.member("workingDirectory", workingDirectory)
+        w.member("memory", memory)
+        w.member("exclusiveCores", exclusiveCores)
+        w.member("admission", admission)
+        w.member("stdin", stdin)
+        w.member("stdout", stdout)
+        w.member("stderr", stderr)
+        w.member("user", user)
+        w.member("name", name)
+        w.member("parentDeathSignal", parentDeathSignal)
+        w.member("deviceMemory", deviceMemory)
+        w.member("devices", devices)
+        w.member("runtimeEnvironment", runtimeEnvironment)
+        w.member("memoryMax", memoryMax)
+        w.member("pidsMax", pidsMax)
+        w.member("cpuWeight", cpuWeight)
+        w.member("stdinDescriptor", stdinDescriptor)
+        w.member("stdoutDescriptor", stdoutDescriptor)
+        w.member("stderrDescriptor", stderrDescriptor)
+        w.member("descriptors", descriptors)
+        w.member("tied", tied)
+        w.endObject()
+    }
+}
+
+extension Manager.WorkerIDParameters: JSONWritable {
+    public func writeJSON(to w: inout JSONWriter) {
+        w.beginObject()
+        w.member("id", id)
+        w.endObject()
+    }
+}
+
+extension Manager.SignalParameters: JSONWritable {
+    public func writeJSON(to w: inout JSONWriter) {
+        w.beginObject()
+        w.member("id", id)
+        w.member("signal", signal)
+        w.endObject()
+    }
+}

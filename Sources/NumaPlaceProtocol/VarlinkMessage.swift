@@ -139,8 +139,21 @@ public struct VarlinkCall: Sendable {
     }
 
     static func encode<P: Encodable>(method: String, parameters: P, more: Bool, oneway: Bool) throws -> Data {
-        try JSONEncoder().encode(Outgoing(method: method, parameters: parameters, more: more ? true : nil,
-                                          oneway: oneway ? true : nil))
+        // The generated writers where a type has one (the calls `numaplacectl run` makes): JSONEncoder's
+        // boxing was a seventh of that whole process's instructions.
+        if let writable = parameters as? any JSONWritable {
+            var w = JSONWriter(capacity: 256)
+            w.beginObject()
+            w.member("method", method)
+            w.key("parameters")
+            writable.writeJSON(to: &w)
+            if more { w.member("more", true) }
+            if oneway { w.member("oneway", true) }
+            w.endObject()
+            return Data(w.bytes)
+        }
+        return try JSONEncoder().encode(Outgoing(method: method, parameters: parameters, more: more ? true : nil,
+                                                 oneway: oneway ? true : nil))
     }
 }
 

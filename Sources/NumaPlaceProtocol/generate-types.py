@@ -62,7 +62,9 @@ STRUCT_NAMES = {
 }
 
 # The messages of the spawn path, written by JSONWriter instead of JSONEncoder (see JSONWriter).
-WRITABLE = ['Placement', 'ExitStatus', 'Worker', 'WorkerReply', 'Event', 'MonitorReply']
+WRITABLE = ['Placement', 'ExitStatus', 'Worker', 'WorkerReply', 'Event', 'MonitorReply',
+            # What clients send most (numaplacectl run: Spawn, Wait, Signal).
+            'SpawnParameters', 'WorkerIDParameters', 'SignalParameters']
 WRITER_NOTES = {
     'Event': ['Worker events (two per spawn) are written directly; a device, rare and rich, goes through',
               '`JSONEncoder` and is copied in.'],

@@ -120,3 +120,43 @@ import Testing
         }
     }
 }
+
+/// The calls clients send are written by the generated writers; they must say what JSONEncoder says.
+@Suite("JSONWriter for call parameters")
+struct CallWriterTests {
+    static func object(_ data: Data) throws -> NSDictionary {
+        try #require(JSONSerialization.jsonObject(with: data) as? NSDictionary)
+    }
+
+    @Test(arguments: JSONWriterTests.hostileStrings)
+    func spawnParametersMatchFoundation(_ text: String) throws {
+        var full = Manager.SpawnParameters(argv: [text, "b"], device: text, node: 1, cpus: "0-3", environment: ["A=" + text],
+                                           workingDirectory: text, memory: "bind", exclusiveCores: 2, admission: "strict",
+                                           name: text, devices: [text, "0000:3b:00.0"], runtimeEnvironment: true,
+                                           stdinDescriptor: 0, stdoutDescriptor: 1, stderrDescriptor: 2, tied: true)
+        full.descriptors = [3, 4]
+        full.memoryMax = 1 << 30
+        full.pidsMax = 64
+        full.cpuWeight = 100
+        full.deviceMemory = false
+        full.parentDeathSignal = 15
+        full.user = text
+        full.stdout = "null"
+        for p in [full, Manager.SpawnParameters(argv: [text])] {
+            let call = try VarlinkCall(method: "io.numaplaced.Manager.Spawn", parameters: p, more: true)
+            let decoded = try call.parameters(as: Manager.SpawnParameters.self)
+            #expect(decoded == p)
+            #expect(call.method == "io.numaplaced.Manager.Spawn" && call.more && !call.oneway)
+            let foundation = try JSONEncoder().encode(p)
+            #expect(try Self.object(Data(p.jsonBytes)) == Self.object(foundation))
+        }
+    }
+
+    @Test func smallCallsAndFlags() throws {
+        let wait = try VarlinkCall(method: "io.numaplaced.Manager.Wait", parameters: Manager.WorkerIDParameters(id: "w\"1"), oneway: true)
+        #expect(String(decoding: wait.raw, as: UTF8.self)
+                == #"{"method":"io.numaplaced.Manager.Wait","parameters":{"id":"w\"1"},"oneway":true}"#)
+        let signal = try VarlinkCall(method: "io.numaplaced.Manager.Signal", parameters: Manager.SignalParameters(id: "w2", signal: 2))
+        #expect(try signal.parameters(as: Manager.SignalParameters.self) == Manager.SignalParameters(id: "w2", signal: 2))
+    }
+}
