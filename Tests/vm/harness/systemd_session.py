@@ -10,6 +10,7 @@ import os
 import re
 import time
 
+import systemd_cgroups
 from guest import Ctl, check_placement, count_lines, monitor_events, uevents, wait_guest
 from machine import HOTPLUG_PORTS, Machine
 from report import CheckFailed, expect
@@ -315,7 +316,9 @@ class SystemdSession:
     def run(self, skipped_reason=None):
         r = self.report
         names = ['systemd-socket-activation', 'systemd-ready-status', 'systemd-journal-fields',
-                 'systemd-udev-events', 'systemd-restart-adopt', 'systemd-reload-watchdog']
+                 'systemd-journal-caller', 'systemd-udev-events', 'systemd-restart-adopt',
+                 'systemd-cgroup-worker-group', 'systemd-cgroup-restart-adopt', 'systemd-analyze-security',
+                 'systemd-reload-watchdog']
         try:
             if not r.run('systemd-boot', self.boot):
                 r.note('console:\n' + self.vm.console_tail(60))
@@ -338,6 +341,7 @@ class SystemdSession:
             r.run('systemd-journal-caller', self.journal_caller)
             r.run('systemd-udev-events', self.udev_events)
             r.run('systemd-restart-adopt', self.restart_adopt)
+            systemd_cgroups.run(self, r, GPU)
             r.run('systemd-reload-watchdog', self.reload_watchdog)
         finally:
             if self.agent:
