@@ -59,6 +59,49 @@ public struct SysfsRoot: Hashable, Sendable {
         return out
     }
 
+    /// Reads a sysfs attribute (or a captured copy of one) as text, at most `limit` bytes. kernfs
+    /// generates an attribute's whole value into one page when it is opened and hands it to the first
+    /// read, and a regular file is at its end when a read comes up short; so a value shorter than the
+    /// first read's buffer takes one read, not the second read that returns 0 (a scan opens hundreds of
+    /// attributes: the read to EOF was a quarter of its syscalls). A full buffer reads on as `read` does.
+    /// Not for procfs files that are generated record by record.
+    public func readAttribute(_ relative: String, limit: Int = 4096) throws(ReadError) -> String {
+        let fd = open(absolute(relative), O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw ReadError(path: relative, errno: .current) }
+        defer { close(fd) }
+        let first = min(limit, 4096)
+        let result = withUnsafeTemporaryAllocation(byteCount: first, alignment: 1) { buffer -> Result<(String, Bool), Errno> in
+            let n: Int
+            do throws(Errno) {
+                n = try Syscall.retrying { Glibc.read(fd, buffer.baseAddress, first) }
+            } catch {
+                return .failure(error)
+            }
+            return .success((String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self), n == first))
+        }
+        let (head, full): (String, Bool)
+        switch result {
+        case .success(let r): (head, full) = r
+        case .failure(let e): throw ReadError(path: relative, errno: e)
+        }
+        guard full, first < limit else { return head }
+        // Longer than one buffer (a CPU list of a large machine): the rest as `readBytes` reads it.
+        var out = Array(head.utf8)
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while out.count < limit {
+            let want = min(chunk.count, limit - out.count)
+            let n: Int
+            do {
+                n = try Syscall.retrying { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) } }
+            } catch {
+                throw ReadError(path: relative, errno: error)
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// Reads the first line of a file (without its newline), at most `limit` bytes of it, in small
     /// reads. For generated files whose every record costs the kernel work: `/proc/<pid>/numa_maps`
     /// walks a mapping's pages for each line, and a 4 KiB read would make it generate a dozen lines

@@ -22,7 +22,7 @@ extension SysfsScanner {
         let dir = "\(Self.pciDir)/\(entry)"
         func identity(_ file: String, bits: Int) -> Result<UInt32, ScanWarning> {
             do {
-                return .success(try SysfsParsers.hexID(try root.read("\(dir)/\(file)", limit: 64), bits: bits))
+                return .success(try SysfsParsers.hexID(try root.readAttribute("\(dir)/\(file)", limit: 64), bits: bits))
             } catch let e as SysfsRoot.ReadError {
                 return .failure(ScanWarning(e.isMissing ? .vanished : .unreadable, path: "\(dir)/\(file)", e.description))
             } catch {
@@ -60,7 +60,7 @@ extension SysfsScanner {
 
         var firmwareNode: NUMANodeID? = nil
         do {
-            firmwareNode = try SysfsParsers.numaNode(try root.read("\(dir)/numa_node", limit: 64))
+            firmwareNode = try SysfsParsers.numaNode(try root.readAttribute("\(dir)/numa_node", limit: 64))
         } catch let e as SysfsRoot.ReadError {
             if !e.isMissing { warnings.append(ScanWarning(.unreadable, path: "\(dir)/numa_node", e.description)) }
         } catch {

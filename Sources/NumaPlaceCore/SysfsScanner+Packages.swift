@@ -7,7 +7,7 @@ extension SysfsScanner {
     func readPackages(_ online: CPUSet) -> [CPUSet] {
         var byID: [Int: CPUSet] = [:]
         for cpu in online.elements {
-            guard let text = try? root.read("\(Self.cpuDir)/cpu\(cpu)/topology/physical_package_id", limit: 64) else {
+            guard let text = try? root.readAttribute("\(Self.cpuDir)/cpu\(cpu)/topology/physical_package_id", limit: 64) else {
                 return []
             }
             let t = text.trimmingWhitespace

@@ -99,7 +99,7 @@ public struct SysfsScanner: Sendable {
         let memory = readMemTotal("\(dir)/meminfo", warnings: &warnings)
         var distances: [NUMANodeID: Int] = [:]
         do {
-            let row = try SysfsParsers.distances(try root.read("\(dir)/distance"))
+            let row = try SysfsParsers.distances(try root.readAttribute("\(dir)/distance", limit: 1 << 20))
             let rowOrder = Self.rowOrder(for: id, row: row, candidates: [order] + rowOrders)
             if let rowOrder {
                 for (other, d) in zip(rowOrder, row) where order.contains(other) { distances[other] = d }
@@ -159,7 +159,7 @@ public struct SysfsScanner: Sendable {
     /// `MemTotal` of a meminfo file in bytes; 0 with a warning when it cannot be read or parsed.
     func readMemTotal(_ path: String, warnings: inout [ScanWarning]) -> UInt64 {
         do {
-            return try SysfsParsers.memTotal(try root.read(path))
+            return try SysfsParsers.memTotal(try root.readAttribute(path, limit: 1 << 20))
         } catch let e as SysfsRoot.ReadError {
             warnings.append(ScanWarning(e.isMissing ? .missing : .unreadable, path: path, e.description))
         } catch {
@@ -199,7 +199,7 @@ public struct SysfsScanner: Sendable {
     /// A list file's text, or nil (and a warning) when it is longer than `maxListBytes`, rather than
     /// a truncated list that might still parse.
     func readList(_ path: String, warnings: inout [ScanWarning]) throws(SysfsRoot.ReadError) -> String? {
-        let text = try root.read(path, limit: Self.maxListBytes + 1)
+        let text = try root.readAttribute(path, limit: Self.maxListBytes + 1)
         guard text.utf8.count <= Self.maxListBytes else {
             warnings.append(ScanWarning(.outOfRange, path: path, "longer than \(Self.maxListBytes >> 10) KiB"))
             return nil

@@ -338,3 +338,34 @@ private func copyNodeDirectory(_ m: SyntheticRoot, from: String, to: String) thr
         try m.write("\(base)/\(to)/\(file)", text)
     }
 }
+
+/// `readAttribute` stops at the first short read; it must give what `read` gives for every size
+/// around its one-page buffer and every bound.
+@Suite("SysfsRoot.readAttribute")
+struct ReadAttributeTests {
+    @Test(arguments: [0, 1, 63, 64, 65, 4095, 4096, 4097, 8192, 10_000])
+    func agreesWithRead(size: Int) throws {
+        let tree = try SyntheticRoot()
+        let text = String((0..<size).map { i in Character(Unicode.Scalar(UInt8(0x30 + i % 40))) })
+        try tree.write("sys/attr", text)
+        let root = SysfsRoot(tree.path)
+        for limit in [64, 4096, 4097, 1 << 20] {
+            #expect(try root.readAttribute("sys/attr", limit: limit) == root.read("sys/attr", limit: limit),
+                    "size \(size) limit \(limit)")
+        }
+    }
+
+    @Test func missingAndDirectoryAreTypedErrors() throws {
+        let tree = try SyntheticRoot()
+        try tree.write("sys/dir/file", "1\n")
+        let root = SysfsRoot(tree.path)
+        #expect(throws: SysfsRoot.ReadError.self) { try root.readAttribute("sys/none") }
+        #expect(throws: SysfsRoot.ReadError.self) { try root.readAttribute("sys/dir") }
+        #expect((try? root.readAttribute("sys/none")) == nil)
+        do {
+            _ = try root.readAttribute("sys/none")
+        } catch {
+            #expect(error.isMissing)
+        }
+    }
+}
