@@ -383,6 +383,10 @@ extension JSONValue {
         // first; on a loaded host that mark can trail the next connections' (then held[0] is not the one
         // idle longest). Give the last marks time to land.
         usleep(300_000)
+        // Then the seven others are used again, so held[0] is idle longest by that margin at least,
+        // whatever order the first marks landed in.
+        for c in held.dropFirst() { _ = try c.call("GetStatus") }
+        usleep(100_000)
         // Idle connections do not lock newcomers out: the one idle longest gives up its slot.
         do {
             let extra = try daemon.client()
