@@ -62,6 +62,8 @@ final class Connection: ReplySink, @unchecked Sendable {
     private var backlogWaits = false
     /// The read source is suspended (the backlog is full); `close` resumes it so it can be cancelled.
     private var readPaused = false
+    /// The call task, waiting for the peer to read its replies before it runs the next call.
+    private var drainWaiter: CheckedContinuation<Void, Never>?
     private var sourcesLeft = 2
 
     // On the queue only.
@@ -73,6 +75,9 @@ final class Connection: ReplySink, @unchecked Sendable {
     private var backlog: [Framed] = []
     private var backlogHead = 0
     private var backlogBytes = 0
+    /// While reading is paused, a once-a-second look for the peer's hang-up (a paused source cannot
+    /// see the end of the stream, and a hang-up must still stop the client's tied workers).
+    private var hangupWatch: DispatchSourceTimer?
 
     private struct Framed {
         let message: [UInt8]
@@ -104,6 +109,8 @@ final class Connection: ReplySink, @unchecked Sendable {
             for item in backlog[backlogHead...] { for fd in item.descriptors { Syscall.close(fd) } }
             backlog = []
             backlogHead = 0
+            hangupWatch?.cancel()
+            hangupWatch = nil
             sourceCancelled()
         }
         write.setEventHandler { [self] in
@@ -120,6 +127,7 @@ final class Connection: ReplySink, @unchecked Sendable {
         let peer = self.peer
         task = Task { [self] in
             for await item in stream {
+                await outputRoom()
                 if item.refused {
                     if !item.call.oneway {
                         send(VarlinkReply.encode(error: Manager.limitExceeded(
@@ -295,23 +303,78 @@ final class Connection: ReplySink, @unchecked Sendable {
     private func pumpAndResume() {
         guard pump() else { return }
         guard backlogBytes < context.limits.maxMessageBytes else { return }
-        lock.withLock {
-            guard readPaused, !closed else { return }
+        let resumed = lock.withLock { () -> Bool in
+            guard readPaused, !closed else { return false }
             readPaused = false
             readSource?.resume()
+            return true
+        }
+        if resumed {
+            hangupWatch?.cancel()
+            hangupWatch = nil
         }
     }
 
     /// Stops reading this connection until its calls catch up. On the queue. False when it was closed.
     private func pauseReading() -> Bool {
-        lock.withLock { () -> Bool in
-            guard !closed else { return false }
-            if !readPaused {
-                readPaused = true
-                readSource?.suspend()
-            }
+        let paused = lock.withLock { () -> Bool? in
+            guard !closed else { return nil }
+            guard !readPaused else { return false }
+            readPaused = true
+            readSource?.suspend()
             return true
         }
+        guard let paused else { return false }
+        if paused && hangupWatch == nil {
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + 1, repeating: 1)
+            timer.setEventHandler { [weak self] in self?.checkHangup() }
+            hangupWatch = timer
+            timer.resume()
+        }
+        return true
+    }
+
+    /// POLLRDHUP (a GNU extension Swift's Glibc does not export; 0x2000 on every Linux architecture
+    /// numaplaced builds for) is set once the peer has closed or shut down its side, even with bytes
+    /// still unread.
+    private static let pollRDHUP: Int16 = 0x2000
+
+    private func checkHangup() {
+        guard isOpen else { return }
+        var p = pollfd(fd: fd, events: Connection.pollRDHUP, revents: 0)
+        if poll(&p, 1, 0) > 0, p.revents & (Connection.pollRDHUP | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+            context.logger.debug("closing connection: the peer hung up while its calls were held back")
+            close()
+        }
+    }
+
+    /// Replies waiting for the peer past which the next call waits (half of each bound): a client that
+    /// pipelines calls and reads their replies slowly is held back, not cut off, and not sent fewer
+    /// replies than calls. A reply that is not a call's (a Monitor event) is still bounded by `send`.
+    private var outputBusy: Bool {
+        output.count - head >= context.limits.maxPendingReplies / 2 || pendingBytes > context.limits.maxPendingBytes / 2
+    }
+
+    /// Returns when the peer has read enough of this connection's replies to take another call's, or
+    /// when the connection closed. On the call task.
+    private func outputRoom() async {
+        guard lock.withLock({ !closed && outputBusy }) else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = lock.withLock { () -> Bool in
+                guard !closed && outputBusy else { return true }
+                drainWaiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// Under the lock: lets the call task go on once the replies have drained (or the connection closed).
+    private func releaseDrainWaiterLocked() {
+        guard let waiter = drainWaiter, closed || !outputBusy else { return }
+        drainWaiter = nil
+        waiter.resume()
     }
 
     // MARK: ReplySink
@@ -374,6 +437,7 @@ final class Connection: ReplySink, @unchecked Sendable {
                 head += 1
                 written = 0
             }
+            releaseDrainWaiterLocked()
         }
         output.removeAll(keepingCapacity: output.count <= 64)
         head = 0
@@ -394,6 +458,8 @@ final class Connection: ReplySink, @unchecked Sendable {
             closed = true
             output = []
             head = 0
+            pendingBytes = 0
+            releaseDrainWaiterLocked()
             // A suspended source is never cancelled: resume it (its handler sees the close and returns).
             if readPaused {
                 readPaused = false

@@ -169,6 +169,38 @@ def oversized(binary, workdir, long):
                 % (answered, held, rss_before, rss_paused, status))
         c.close()
 
+        # The same held-back client hangs up: its tied worker is stopped all the same (the paused
+        # connection is checked for a hang-up once a second).
+        c = d.client(timeout=60)
+        tied = c.call("Spawn", {"argv": ["/bin/sleep", "60"], "tied": True})["worker"]
+        burst = b'{"method":"io.numaplaced.Manager.Wait","parameters":{"id":"%s"}}\0' % tied["id"].encode()
+        burst += b"".join(b'{"method":"io.numaplaced.Manager.GetWorker","parameters":{"id":"t%d"}}\0' % i
+                          for i in range(20000))
+        c.sock.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 10
+        while sent < len(burst) and time.monotonic() < deadline:
+            try:
+                sent += c.sock.send(burst[sent:])
+            except BlockingIOError:
+                time.sleep(0.05)
+        held = sent < len(burst)
+        hung_up = time.monotonic()
+        c.close()
+        gone = None
+        while time.monotonic() - hung_up < 20:
+            try:
+                os.kill(tied["pid"], 0)
+            except ProcessLookupError:
+                gone = time.monotonic() - hung_up
+                break
+            time.sleep(0.1)
+        if gone is None:
+            kill_quietly([tied["pid"]])
+        R.check(held and gone is not None,
+                "a client held back (%d of %d bytes taken) hangs up: its tied worker stopped after %s s"
+                % (sent, len(burst), "%.1f" % gone if gone is not None else "never (20 s)"))
+
         # Limits a client controls inside a valid message.
         c = d.client()
         try:
