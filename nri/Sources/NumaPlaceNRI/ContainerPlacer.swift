@@ -69,7 +69,8 @@ public enum ContainerPlacementError: Error, Hashable, Sendable, CustomStringConv
     }
 }
 
-/// Decides a container's placement. Pure: the inventory and the exclusive reservations are inputs.
+/// Decides a container's placement. Pure but for stat(2) of the host's device nodes, which `hostDevice`
+/// replaces in tests: the inventory and the exclusive reservations are inputs.
 public enum ContainerPlacer {
     /// The kinds whose device files make a container "use an accelerator". NICs (an RDMA verbs device in
     /// a pod) and display adapters do not: a pod with only those is left alone.
@@ -81,9 +82,10 @@ public enum ContainerPlacer {
     /// cgroup: the container lives under the runtime's cgroups, which the runtime narrows itself.
     /// Admission is best-effort, so that a device of unknown locality or a short supply of whole cores
     /// still starts the container (what was weakened is in `degraded` and the placement annotation).
-    public static func decide(pod: NRIPod, container: NRIContainer, inventory: Inventory,
-                              reserved: CPUSet) throws(ContainerPlacementError) -> ContainerPlacement? {
-        let devices = try selectedDevices(pod: pod, container: container, inventory: inventory)
+    public static func decide(pod: NRIPod, container: NRIContainer, inventory: Inventory, reserved: CPUSet,
+                              hostDevice: DeviceNumberLookup = DeviceNumber.ofHostNode)
+        throws(ContainerPlacementError) -> ContainerPlacement? {
+        let devices = try selectedDevices(pod: pod, container: container, inventory: inventory, hostDevice: hostDevice)
         guard !devices.isEmpty else { return nil }
         let exclusive = try exclusiveCores(pod: pod, container: container)
 
@@ -106,8 +108,16 @@ public enum ContainerPlacer {
 
     /// The annotation's devices when it is present (each must resolve), otherwise the accelerators among
     /// the spec's device files (others — /dev/fuse, a NIC — are ignored). In first-seen order, once each.
-    static func selectedDevices(pod: NRIPod, container: NRIContainer,
-                                inventory: Inventory) throws(ContainerPlacementError) -> [PCIAddress] {
+    ///
+    /// A spec device's `path` is where the container sees it, which a device plugin may choose freely
+    /// (the host's renderD129 as the container's /dev/dri/renderD128); its major and minor are the host
+    /// device's. So a device is found by its numbers first, against the host's nodes of the inventory's
+    /// accelerators; by path only where the host has no node of those numbers (a captured machine, a
+    /// node not created), and then not when the host's node at that path has other numbers (a remapped
+    /// path: the container's /dev/X is some other device).
+    static func selectedDevices(pod: NRIPod, container: NRIContainer, inventory: Inventory,
+                                hostDevice: DeviceNumberLookup = DeviceNumber.ofHostNode)
+        throws(ContainerPlacementError) -> [PCIAddress] {
         var found: [PCIAddress] = []
         if let text = NRIAnnotation.value(NRIAnnotation.device, pod: pod, container: container) {
             let names = text.split(separator: ",").map { $0.trimmingSpaces }.filter { !$0.isEmpty }
@@ -120,9 +130,26 @@ public enum ContainerPlacer {
             }
             return found
         }
-        for device in container.linux.devices.prefix(1024) {
-            guard let d = inventory.device(named: device.path), placedKinds.contains(d.kind) else { continue }
-            if !found.contains(d.address) { found.append(d.address) }
+        let specDevices = container.linux.devices.prefix(1024)
+        guard !specDevices.isEmpty else { return [] }
+        var byNumber: [DeviceNumber: PCIAddress] = [:]
+        for d in inventory.devices where placedKinds.contains(d.kind) {
+            for node in d.deviceNodes.prefix(64) {
+                if let n = hostDevice(node), byNumber[n] == nil { byNumber[n] = d.address }
+            }
+        }
+        for device in specDevices {
+            let number = DeviceNumber(spec: device)
+            let address: PCIAddress?
+            if let n = number, let a = byNumber[n] {
+                address = a
+            } else if let d = inventory.device(named: device.path), placedKinds.contains(d.kind),
+                      number == nil || hostDevice(device.path).map({ $0 == number }) ?? true {
+                address = d.address
+            } else {
+                address = nil
+            }
+            if let a = address, !found.contains(a) { found.append(a) }
         }
         return Array(found.prefix(64))
     }

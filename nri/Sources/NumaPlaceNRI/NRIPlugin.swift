@@ -127,11 +127,20 @@ public final class NRIPlugin {
     /// keep the cores they run on reserved, so that a restart of the plugin does not hand them out twice.
     func synchronize(_ request: Nri_Pkg_Api_V1alpha1_SynchronizeRequest) {
         let pods = Dictionary(request.pods.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        // Read once, at the first container that needs it: one GetTopology, not one per container, inside
+        // the runtime's budget for the Synchronize answer.
+        var fetched: Result<Inventory, Error>?
         for container in request.containers {
             let pod = pods[container.podSandboxID] ?? NRIPod()
             guard let count = try? ContainerPlacer.exclusiveCores(pod: pod, container: container), count > 0,
-                  let cpus = try? CPUSet(cpulist: container.linux.resources.cpu.cpus), !cpus.isEmpty,
-                  let machine = try? inventory() else { continue }
+                  let cpus = try? CPUSet(cpulist: container.linux.resources.cpu.cpus), !cpus.isEmpty else { continue }
+            if fetched == nil {
+                fetched = Result { try inventory() }
+                if case .failure(let error) = fetched {
+                    log("synchronize: exclusive cores of running containers not reserved, the inventory is unavailable: \(error)")
+                }
+            }
+            guard case .success(let machine)? = fetched else { continue }
             let cores = machine.topology.cores.filter { $0.isSubset(of: cpus) }
             placements[container.id] = ContainerPlacement(devices: [], cpus: cpus, mems: CPUSet(),
                                                           exclusiveCores: cores, degraded: [])

@@ -135,6 +135,55 @@ struct ContainerPlacerTests {
         #expect(throws: ContainerPlacementError.self) { try Self.decide(c) }
     }
 
+    /// The host as stat(2) would show it in `specDevicesAreFoundByTheirNumbers`: GPU 0's render node is
+    /// 226:128, GPU 1's 226:129, /dev/null 1:3.
+    static let hostNodes: [String: DeviceNumber] = [
+        "/dev/dri/renderD128": DeviceNumber(type: UInt8(ascii: "c"), major: 226, minor: 128),
+        "/dev/dri/renderD129": DeviceNumber(type: UInt8(ascii: "c"), major: 226, minor: 129),
+        "/dev/null": DeviceNumber(type: UInt8(ascii: "c"), major: 1, minor: 3),
+    ]
+
+    static func specDevice(_ path: String, _ type: String, _ major: Int64, _ minor: Int64) -> Nri_Pkg_Api_V1alpha1_LinuxDevice {
+        var d = Nri_Pkg_Api_V1alpha1_LinuxDevice()
+        (d.path, d.type, d.major, d.minor) = (path, type, major, minor)
+        return d
+    }
+
+    /// A device plugin may mount a host node at another path in the container: the numbers decide.
+    @Test func specDevicesAreFoundByTheirNumbers() throws {
+        func decide(_ devices: [Nri_Pkg_Api_V1alpha1_LinuxDevice]) throws -> ContainerPlacement? {
+            var c = M.container()
+            c.linux.devices = devices
+            return try ContainerPlacer.decide(pod: M.pod(), container: c, inventory: M.inventory(), reserved: CPUSet(),
+                                              hostDevice: { Self.hostNodes[$0] })
+        }
+        // The host's renderD129 (GPU 1) seen in the container as /dev/dri/renderD128: node 1, not 0.
+        #expect(try decide([Self.specDevice("/dev/dri/renderD128", "c", 226, 129)])?.cpus == cpuset("8-15"))
+        // At any path at all.
+        #expect(try decide([Self.specDevice("/dev/accel0", "c", 226, 128)])?.cpus == cpuset("0-7"))
+        // The container's /dev/dri/renderD128 is the host's /dev/null: no accelerator, left alone.
+        #expect(try decide([Self.specDevice("/dev/dri/renderD128", "c", 1, 3)]) == nil)
+        // A block device of the GPU's numbers is not the GPU.
+        #expect(try decide([Self.specDevice("/dev/dri/renderD130", "b", 226, 129)]) == nil)
+        // Numbers the host has no node of, at the path of an accelerator the host has no node for either
+        // (a captured machine): the path decides.
+        let captured: DeviceNumberLookup = { _ in nil }
+        var c = M.container()
+        c.linux.devices = [Self.specDevice("/dev/dri/renderD129", "c", 1, 3)]
+        #expect(try ContainerPlacer.decide(pod: M.pod(), container: c, inventory: M.inventory(), reserved: CPUSet(),
+                                           hostDevice: captured)?.cpus == cpuset("8-15"))
+        // Without numbers (0:0, or a type that has none), the path decides too.
+        #expect(try decide([Self.specDevice("/dev/dri/renderD129", "c", 0, 0)])?.cpus == cpuset("8-15"))
+        #expect(try decide([Self.specDevice("/dev/dri/renderD129", "p", 226, 128)])?.cpus == cpuset("8-15"))
+    }
+
+    /// stat(2) of a real node: /dev/null is the character device 1:3 on every Linux.
+    @Test func hostNodeNumbersComeFromStat() {
+        #expect(DeviceNumber.ofHostNode("/dev/null") == DeviceNumber(type: UInt8(ascii: "c"), major: 1, minor: 3))
+        #expect(DeviceNumber.ofHostNode("/proc/self/status") == nil)
+        #expect(DeviceNumber.ofHostNode("/nonexistent/dev/x") == nil)
+    }
+
     @Test(arguments: ["renderD999", "0000:00:00.0", ",", "nvme0"])
     func unknownAnnotatedDeviceIsRefused(name: String) throws {
         #expect(throws: ContainerPlacementError.self) {

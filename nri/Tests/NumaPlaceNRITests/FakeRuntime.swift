@@ -113,14 +113,25 @@ final class FakeRuntime {
 
     /// Calls `Plugin.method` and returns the response's payload, or throws its status.
     func call<M: SwiftProtobuf.Message>(_ method: String, _ message: M) throws -> [UInt8] {
+        try call(method, payload: try message.serializedBytes())
+    }
+
+    /// Calls `Plugin.method` with `payload` as the request's bytes, whatever they are.
+    func call(_ method: String, payload: [UInt8]) throws -> [UInt8] {
         var request = Ttrpc_Request()
         request.service = "nri.pkg.api.v1alpha1.Plugin"
         request.method = method
-        request.payload = try message.serializedData()
+        request.payload = Data(payload)
         request.timeoutNano = 2_000_000_000
+        return try call(requestBytes: try request.serializedBytes())
+    }
+
+    /// Sends `requestBytes` as a ttrpc request frame's payload (a `ttrpc.Request`, or not) on the plugin's
+    /// connection; returns the response's payload, or throws its status.
+    func call(requestBytes: [UInt8]) throws -> [UInt8] {
         let stream = nextStream
         nextStream += 2
-        try send(connection: 1, stream: stream, type: 1, payload: try request.serializedBytes())
+        try send(connection: 1, stream: stream, type: 1, payload: requestBytes)
         let frame = try receive()
         guard frame.connection == 1, frame.type == 2, frame.stream == stream else {
             throw Failure(description: "expected the response to stream \(stream) on connection 1")
