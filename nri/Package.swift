@@ -11,6 +11,9 @@ import PackageDescription
 // not its manifest's `name`; products of it are named through that identity.
 let root = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "numaplaced").lowercased()
 
+/// Library products of the root package.
+func numaplaced(_ names: String...) -> [Target.Dependency] { names.map { .product(name: $0, package: root) } }
+
 let package = Package(
     name: "numaplace-nri",
     platforms: [.macOS(.v13)],
@@ -28,10 +31,7 @@ let package = Package(
         // (excluded here: generate.sh rebuilds the .pb.swift files).
         .target(
             name: "NumaPlaceNRI",
-            dependencies: [
-                .product(name: "NumaPlaceSyscall", package: root),
-                .product(name: "NumaPlaceCore", package: root),
-                .product(name: "NumaPlaceProtocol", package: root),
+            dependencies: numaplaced("NumaPlaceSyscall", "NumaPlaceCore", "NumaPlaceProtocol") + [
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             exclude: ["proto"]
@@ -39,10 +39,7 @@ let package = Package(
         // A process of its own, beside numaplaced: see docs/cluster.md for why not a mode of the daemon.
         .executableTarget(
             name: "numaplace-nri",
-            dependencies: [
-                "NumaPlaceNRI",
-                .product(name: "NumaPlaceCore", package: root),
-                .product(name: "NumaPlaceProtocol", package: root),
+            dependencies: ["NumaPlaceNRI"] + numaplaced("NumaPlaceCore", "NumaPlaceProtocol") + [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,11 +47,7 @@ let package = Package(
         // package's `swift build` makes it; LiveHost finds it under ../.build).
         .testTarget(
             name: "NumaPlaceNRITests",
-            dependencies: [
-                "NumaPlaceNRI",
-                .product(name: "NumaPlaceCore", package: root),
-                .product(name: "NumaPlaceProtocol", package: root),
-                .product(name: "NumaPlaceTestSupport", package: root),
+            dependencies: ["NumaPlaceNRI"] + numaplaced("NumaPlaceCore", "NumaPlaceProtocol", "NumaPlaceTestSupport") + [
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

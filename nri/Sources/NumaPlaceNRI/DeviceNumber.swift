@@ -9,13 +9,9 @@ public struct DeviceNumber: Hashable, Sendable {
     public var type: UInt8
     public var major: Int64
     public var minor: Int64
+}
 
-    public init(type: UInt8, major: Int64, minor: Int64) {
-        self.type = type
-        self.major = major
-        self.minor = minor
-    }
-
+extension DeviceNumber {
     /// The spec entry's numbers; nil where it gives none (type other than c, u or b, or 0:0, which
     /// runtimes leave when they did not stat the host's node).
     init?(spec device: Nri_Pkg_Api_V1alpha1_LinuxDevice) {

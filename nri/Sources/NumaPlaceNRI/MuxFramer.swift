@@ -53,31 +53,21 @@ public enum MuxFramingError: Error, Hashable, Sendable, CustomStringConvertible 
 
 /// Splits the trunk's bytes into chunks; like TTRPCFramer it checks a header before awaiting its payload.
 public struct MuxFramer: Sendable {
-    private var buffer: [UInt8] = []
+    private var stream = LengthPrefixedStream(headerLength: MuxChunk.headerLength, lengthOffset: 4)
 
     public init() {}
 
     public mutating func push<C: Collection>(_ bytes: C) throws(MuxFramingError) -> [MuxChunk] where C.Element == UInt8 {
-        buffer.append(contentsOf: bytes)
         var chunks: [MuxChunk] = []
-        var start = 0
-        while buffer.count - start >= MuxChunk.headerLength {
-            let length = readBigEndian(buffer, at: start + 4)
+        try stream.push(bytes, check: { (_, length) throws(MuxFramingError) in
             guard length <= MuxChunk.maxPayloadLength else { throw .oversize(length: length) }
-            let total = MuxChunk.headerLength + Int(length)
-            guard buffer.count - start >= total else { break }
-            chunks.append(MuxChunk(connection: readBigEndian(buffer, at: start),
-                                   payload: Array(buffer[(start + MuxChunk.headerLength)..<(start + total)])))
-            start += total
-        }
-        buffer.removeFirst(start)
+        }, take: { header, payload in
+            chunks.append(MuxChunk(connection: readBigEndian(header, at: 0), payload: Array(payload)))
+        })
         return chunks
     }
 
     public func finish() throws(MuxFramingError) {
-        guard !buffer.isEmpty else { return }
-        let need = buffer.count >= MuxChunk.headerLength
-            ? MuxChunk.headerLength + Int(readBigEndian(buffer, at: 4)) : MuxChunk.headerLength
-        throw .truncated(have: buffer.count, need: need)
+        if let (have, need) = stream.unfinished { throw .truncated(have: have, need: need) }
     }
 }

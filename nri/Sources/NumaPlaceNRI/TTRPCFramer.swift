@@ -66,38 +66,76 @@ public enum TTRPCFramingError: Error, Hashable, Sendable, CustomStringConvertibl
 /// once); it keeps the unfinished tail. The header is checked before the payload is awaited, so an
 /// oversize or unknown frame is refused without buffering its announced length.
 public struct TTRPCFramer: Sendable {
-    private var buffer: [UInt8] = []
+    private var stream = LengthPrefixedStream(headerLength: TTRPCFrame.headerLength, lengthOffset: 0)
 
     public init() {}
 
     /// Bytes held that do not yet form a whole frame.
-    public var pendingBytes: Int { buffer.count }
+    public var pendingBytes: Int { stream.pendingBytes }
 
     public mutating func push<C: Collection>(_ bytes: C) throws(TTRPCFramingError) -> [TTRPCFrame] where C.Element == UInt8 {
-        buffer.append(contentsOf: bytes)
         var frames: [TTRPCFrame] = []
-        var start = 0
-        while buffer.count - start >= TTRPCFrame.headerLength {
-            let length = readBigEndian(buffer, at: start)
+        try stream.push(bytes, check: { (header, length) throws(TTRPCFramingError) in
             guard length <= TTRPCFrame.maxPayloadLength else { throw .oversize(length: length) }
-            guard let type = TTRPCMessageType(rawValue: buffer[start + 8]) else { throw .unknownType(buffer[start + 8]) }
-            let total = TTRPCFrame.headerLength + Int(length)
-            guard buffer.count - start >= total else { break }
-            let body = start + TTRPCFrame.headerLength
-            frames.append(TTRPCFrame(streamID: readBigEndian(buffer, at: start + 4), type: type,
-                                     flags: buffer[start + 9], payload: Array(buffer[body..<(start + total)])))
-            start += total
-        }
-        buffer.removeFirst(start)
+            let type = header[header.startIndex + 8]
+            guard TTRPCMessageType(rawValue: type) != nil else { throw .unknownType(type) }
+        }, take: { header, payload in
+            // The type was checked above.
+            frames.append(TTRPCFrame(streamID: readBigEndian(header, at: 4),
+                                     type: TTRPCMessageType(rawValue: header[header.startIndex + 8]) ?? .request,
+                                     flags: header[header.startIndex + 9], payload: Array(payload)))
+        })
         return frames
     }
 
     /// Call at end of stream: throws `.truncated` when a frame was begun and not finished.
     public func finish() throws(TTRPCFramingError) {
-        guard !buffer.isEmpty else { return }
-        let need = buffer.count >= TTRPCFrame.headerLength
-            ? TTRPCFrame.headerLength + Int(readBigEndian(buffer, at: 0)) : TTRPCFrame.headerLength
-        throw .truncated(have: buffer.count, need: need)
+        if let (have, need) = stream.unfinished { throw .truncated(have: have, need: need) }
+    }
+}
+
+/// What TTRPCFramer and MuxFramer share: a byte stream of records, each a fixed header that holds the
+/// payload's length (UInt32, big-endian, at `lengthOffset`), then the payload. Bytes are appended as they
+/// come and whole records taken from the front; the unfinished tail is kept, at most one record's header
+/// and the payload its checked length allows (plus the bytes of the last push).
+struct LengthPrefixedStream: Sendable {
+    let headerLength: Int
+    let lengthOffset: Int
+    private var buffer: [UInt8] = []
+
+    init(headerLength: Int, lengthOffset: Int) {
+        self.headerLength = headerLength
+        self.lengthOffset = lengthOffset
+    }
+
+    var pendingBytes: Int { buffer.count }
+
+    /// Appends `bytes` and hands each whole record's header and payload to `take`, in order. `check` sees
+    /// each header and its length as soon as the header is whole, before the payload is awaited; what it
+    /// throws ends the push (and the stream: nothing says where a next record would start).
+    mutating func push<C: Collection, E: Error>(
+        _ bytes: C, check: (ArraySlice<UInt8>, UInt32) throws(E) -> Void,
+        take: (ArraySlice<UInt8>, ArraySlice<UInt8>) -> Void
+    ) throws(E) where C.Element == UInt8 {
+        buffer.append(contentsOf: bytes)
+        var start = 0
+        while buffer.count - start >= headerLength {
+            let header = buffer[start..<(start + headerLength)]
+            let length = readBigEndian(header, at: lengthOffset)
+            try check(header, length)
+            let end = start + headerLength + Int(length)
+            guard buffer.count >= end else { break }
+            take(header, buffer[(start + headerLength)..<end])
+            start = end
+        }
+        buffer.removeFirst(start)
+    }
+
+    /// At end of stream: nil when no record was begun, else the bytes held and those the begun record needs.
+    var unfinished: (have: Int, need: Int)? {
+        guard !buffer.isEmpty else { return nil }
+        let need = buffer.count >= headerLength ? headerLength + Int(readBigEndian(buffer, at: lengthOffset)) : headerLength
+        return (buffer.count, need)
     }
 }
 
@@ -108,6 +146,8 @@ func appendBigEndian(_ value: UInt32, to out: inout [UInt8]) {
     out.append(UInt8(truncatingIfNeeded: value))
 }
 
-func readBigEndian(_ bytes: [UInt8], at i: Int) -> UInt32 {
-    UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
+/// The UInt32 at `offset` from the start of `bytes` (an array or a slice of one).
+func readBigEndian<C: RandomAccessCollection>(_ bytes: C, at offset: Int) -> UInt32 where C.Element == UInt8, C.Index == Int {
+    let i = bytes.startIndex + offset
+    return UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
 }
