@@ -1,10 +1,11 @@
 // swift-tools-version:6.0
 // numaplace-nri: the containerd / CRI-O NRI plugin (docs/cluster.md). A package of its own so that the root
-// package does not depend on swift-protobuf: SwiftPM builds every plugin tool of every package in a graph for
-// a plain `swift build`, and swift-protobuf's build-tool plugin needs its bundled protoc (abseil and protobuf
-// in C++, 10-15 minutes of a 2-core machine). The plugin uses the daemon's Core and Protocol modules from the
-// root package (`..`), which knows nothing of this one; the layer rules of docs/architecture.md hold:
-// NumaPlaceNRI imports Syscall, Core and Protocol only, never Platform or Daemon.
+// package (the daemon, the CLI, the README's commands) does not depend on swift-protobuf and compiles none
+// of it. The plugin uses the daemon's Syscall, Core and Protocol modules from the root package (`..`), which
+// knows nothing of this one; the layer rules of docs/architecture.md hold: NumaPlaceNRI imports those three
+// only, never Platform or Daemon. `swift build --package-path nri` / `swift test --package-path nri` build
+// swift-protobuf's Swift runtime, not the protoc that it bundles for its build plugin (no target here uses
+// the plugin; docs/cluster.md has the measurements).
 import PackageDescription
 
 // A path dependency's identity is its directory's name (the checkout's: `main`, `numaplaced`, a worktree's),
