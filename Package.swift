@@ -11,6 +11,12 @@ let package = Package(
         .executable(name: "numaplaced", targets: ["numaplaced"]),
         .executable(name: "numaplacectl", targets: ["numaplacectl"]),
         .executable(name: "numaplace-bench", targets: ["numaplace-bench"]),
+        // For the NRI plugin's own package (nri/Package.swift), which depends on this one by path so that
+        // its swift-protobuf never enters this package's build. Not a stable API for anyone else.
+        .library(name: "NumaPlaceSyscall", targets: ["NumaPlaceSyscall"]),
+        .library(name: "NumaPlaceCore", targets: ["NumaPlaceCore"]),
+        .library(name: "NumaPlaceProtocol", targets: ["NumaPlaceProtocol"]),
+        .library(name: "NumaPlaceTestSupport", targets: ["NumaPlaceTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),

@@ -22,6 +22,32 @@ public enum UnixSocketIO {
     static var headerSize: Int { align(MemoryLayout<cmsghdr>.size) }
     static func space(_ n: Int) -> Int { headerSize + align(n) }
 
+    /// A blocking stream socket (close-on-exec) connected to the Unix socket at `path`: the clients'
+    /// one way there (VarlinkClient, the NRI plugin's trunk). ENAMETOOLONG when `path` does not fit
+    /// `sun_path`; otherwise socket(2)'s or connect(2)'s errno, the socket closed.
+    public static func connect(path: String) throws(Errno) -> Int32 {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw Errno(ENAMETOOLONG) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { throw .current }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc != 0 {
+            let e = Errno.current
+            Syscall.close(s)
+            throw e
+        }
+        return s
+    }
+
     /// What one recvmsg returned.
     public struct Received {
         /// Bytes read; 0 at end of stream.

@@ -41,29 +41,11 @@ public final class VarlinkClient {
 
     public init(path: String) throws(ClientError) {
         self.path = path
-        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard s >= 0 else { throw .connect(path: path, errno: .current) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            close(s)
-            throw .connect(path: path, errno: Errno(ENAMETOOLONG))
+        do {
+            fd = try UnixSocketIO.connect(path: path)
+        } catch {
+            throw .connect(path: path, errno: error)
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        if rc != 0 {
-            let e = Errno.current
-            close(s)
-            throw .connect(path: path, errno: e)
-        }
-        fd = s
     }
 
     deinit { close(fd) }
