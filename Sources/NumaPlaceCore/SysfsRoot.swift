@@ -44,6 +44,12 @@ public struct SysfsRoot: Hashable, Sendable {
         if fd < 0 { throw ReadError(path: relative, errno: .current) }
         defer { close(fd) }
         var out: [UInt8] = []
+        try readRest(fd, into: &out, limit: limit, path: relative)
+        return out
+    }
+
+    /// Reads `fd` to its end, or until `out` holds `limit` bytes.
+    private func readRest(_ fd: Int32, into out: inout [UInt8], limit: Int, path: String) throws(ReadError) {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while out.count < limit {
             let want = min(chunk.count, limit - out.count)
@@ -51,12 +57,11 @@ public struct SysfsRoot: Hashable, Sendable {
             do {
                 n = try Syscall.retrying { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) } }
             } catch {
-                throw ReadError(path: relative, errno: error)
+                throw ReadError(path: path, errno: error)
             }
             if n == 0 { break }
             out.append(contentsOf: chunk[0..<n])
         }
-        return out
     }
 
     /// Reads a sysfs attribute (or a captured copy of one) as text, at most `limit` bytes. kernfs
@@ -70,36 +75,27 @@ public struct SysfsRoot: Hashable, Sendable {
         if fd < 0 { throw ReadError(path: relative, errno: .current) }
         defer { close(fd) }
         let first = min(limit, 4096)
-        let result = withUnsafeTemporaryAllocation(byteCount: first, alignment: 1) { buffer -> Result<(String, Bool), Errno> in
+        enum FirstRead { case whole(String), more([UInt8]), failed(Errno) }
+        let result = withUnsafeTemporaryAllocation(byteCount: first, alignment: 1) { buffer -> FirstRead in
             let n: Int
             do throws(Errno) {
                 n = try Syscall.retrying { Glibc.read(fd, buffer.baseAddress, first) }
             } catch {
-                return .failure(error)
+                return .failed(error)
             }
-            return .success((String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self), n == first))
+            let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            return n == first && first < limit ? .more(Array(bytes)) : .whole(String(decoding: bytes, as: UTF8.self))
         }
-        let (head, full): (String, Bool)
         switch result {
-        case .success(let r): (head, full) = r
-        case .failure(let e): throw ReadError(path: relative, errno: e)
+        case .whole(let text):
+            return text
+        case .failed(let e):
+            throw ReadError(path: relative, errno: e)
+        case .more(var out):
+            // Longer than one buffer (a CPU list of a large machine): the rest as `readBytes` reads it.
+            try readRest(fd, into: &out, limit: limit, path: relative)
+            return String(decoding: out, as: UTF8.self)
         }
-        guard full, first < limit else { return head }
-        // Longer than one buffer (a CPU list of a large machine): the rest as `readBytes` reads it.
-        var out = Array(head.utf8)
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while out.count < limit {
-            let want = min(chunk.count, limit - out.count)
-            let n: Int
-            do {
-                n = try Syscall.retrying { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) } }
-            } catch {
-                throw ReadError(path: relative, errno: error)
-            }
-            if n == 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Reads the first line of a file (without its newline), at most `limit` bytes of it, in small

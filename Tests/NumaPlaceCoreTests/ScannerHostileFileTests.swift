@@ -355,6 +355,13 @@ struct ReadAttributeTests {
         }
     }
 
+    @Test func aCharacterAcrossThePageIsKeptWhole() throws {
+        let tree = try SyntheticRoot()
+        let text = String(repeating: "a", count: 4095) + "é" + String(repeating: "b", count: 10)
+        try tree.write("sys/attr", text)
+        #expect(try SysfsRoot(tree.path).readAttribute("sys/attr", limit: 1 << 20) == text)
+    }
+
     @Test func missingAndDirectoryAreTypedErrors() throws {
         let tree = try SyntheticRoot()
         try tree.write("sys/dir/file", "1\n")
