@@ -61,7 +61,8 @@ public final class Daemon: @unchecked Sendable {
             spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: configuration.limits,
             defaults: SpawnDefaults(configuration),
             spawnEnabled: options.root.isLiveHost,
-            cgroups: Daemon.workerCgroups(options.root, logger: logger),
+            cgroups: options.noWorkerCgroups ? Daemon.noWorkerCgroups(logger: logger)
+                                             : Daemon.workerCgroups(options.root, logger: logger),
             journalStream: { identifier, priority in
                 try? JournalStream.open(identifier: identifier, priority: SyslogPriority(rawValue: priority) ?? .info)
             })
@@ -94,6 +95,13 @@ public final class Daemon: @unchecked Sendable {
             socketDescription = path
         }
         reloadBox.reload = { [weak self] in await self?.reload() }
+    }
+
+    /// `--no-worker-cgroups`: said once in the log, and in every reply as on a host without cgroup v2.
+    static func noWorkerCgroups(logger: Logger) -> WorkerCgroups {
+        let cgroups = WorkerCgroups(subtree: nil, unavailable: WorkerCgroups.note(reason: "turned off by --no-worker-cgroups"))
+        logger.warning("\(cgroups.unavailable ?? "")", metadata: [LogMetadataKey.messageID: "\(MessageID.placementDegraded)"])
+        return cgroups
     }
 
     /// Detects cgroup v2 and delegation once, before any worker exists, and says which way it went.

@@ -19,6 +19,9 @@ public struct DaemonOptions: Sendable {
     public var logDestination: LoggingSetup.Destination = .automatic
     /// Print the scanned model (the GetTopology reply) and exit instead of serving.
     public var dump = false
+    /// Give workers no cgroup of their own even where the host would allow it (another manager owns
+    /// the cgroups); replies then say so, as on a host without cgroup v2.
+    public var noWorkerCgroups = false
 
     public init() {}
 
@@ -29,10 +32,12 @@ public struct DaemonOptions: Sendable {
 
     /// Options from the command line's strings; nil with the reason when one is not a known value.
     public static func parse(sysfsRoot: String, dump: Bool, socket: String?, config: String, stateDirectory: String?,
-                             eventSource: String?, logLevel: String, logTo: String) -> Result<DaemonOptions, OptionError> {
+                             eventSource: String?, logLevel: String, logTo: String,
+                             noWorkerCgroups: Bool = false) -> Result<DaemonOptions, OptionError> {
         var o = DaemonOptions()
         o.root = SysfsRoot(sysfsRoot)
         o.dump = dump
+        o.noWorkerCgroups = noWorkerCgroups
         o.socketPath = socket
         o.configPath = config
         o.stateDirectory = stateDirectory

@@ -37,8 +37,10 @@ public struct WorkerCgroups: Sendable {
         }
     }
 
-    static func note(_ error: CgroupError) -> String {
-        "workers get no cgroup of their own (\(error)): their placement is an affinity and a memory policy set at birth, which they can change, and per-worker limits and usage are unavailable"
+    static func note(_ error: CgroupError) -> String { note(reason: "\(error)") }
+
+    static func note(reason: String) -> String {
+        "workers get no cgroup of their own (\(reason)): their placement is an affinity and a memory policy set at birth, which they can change, and per-worker limits and usage are unavailable"
     }
 
     public var degradedNote: String? { unavailable.map { "no cgroup: " + $0 } }

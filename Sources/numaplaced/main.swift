@@ -43,9 +43,12 @@ struct NumaPlaced: AsyncParsableCommand {
     @Option(name: .long, help: "Logs to automatic, journal or stderr.")
     var logTo: String = "automatic"
 
+    @Flag(name: .long, help: "Give workers no cgroup of their own, even where cgroup v2 and delegation allow it (another manager owns the cgroups); every reply then says placement is degraded.")
+    var noWorkerCgroups = false
+
     private func options() -> Result<DaemonOptions, DaemonOptions.OptionError> {
         DaemonOptions.parse(sysfsRoot: sysfsRoot, dump: dump, socket: socket, config: config, stateDirectory: stateDir,
-                            eventSource: eventSource, logLevel: logLevel, logTo: logTo)
+                            eventSource: eventSource, logLevel: logLevel, logTo: logTo, noWorkerCgroups: noWorkerCgroups)
     }
 
     mutating func validate() throws {

@@ -2,6 +2,7 @@
 is born into a group of its own under /numaplaced whose cpuset the kernel enforces."""
 import json
 
+from guest import wait_guest
 from report import CheckFailed, expect
 from sysfs import parse_cpulist
 
@@ -73,9 +74,39 @@ def oom(s):
     return 'killed by SIGKILL, oomKilled, group removed'
 
 
+def spawn_cost(s):
+    """The cost of a worker's group: the same Spawn + Wait of /bin/true on node 1, interleaved, against this
+    daemon (a group per worker) and a second one started with --no-worker-cgroups, beside a bare posix_spawn.
+    Numbers only (TCG's timings are not a machine's; the ratio between the two daemons is the figure);
+    what is asserted is that each daemon did what it says."""
+    import busybox_session
+    a = s.agent
+    other = '/run/numaplaced/nogroups.sock'
+    a.check('mkdir -p /run/numaplaced/nogroups; '
+            'setsid numactl --cpunodebind=0 --membind=0 numaplaced --no-worker-cgroups --socket %s '
+            '--config /etc/numaplaced/vm.conf --state-dir /run/numaplaced/nogroups --event-source none '
+            '--log-level warning >/tmp/nogroups.log 2>&1 </dev/null &' % other)
+    try:
+        wait_guest(a, '[ -S %s ]' % other, 60, 'the second daemon\'s socket')
+        status = json.loads(a.check('vmtool varlink %s \'{"method":"io.numaplaced.Manager.GetStatus"}\'' % other))
+        why = status.get('parameters', {}).get('workerCgroupsUnavailable') or ''
+        expect('--no-worker-cgroups' in why, 'the second daemon does not say its workers get no group: %r' % why)
+        out = a.check('vmtool spawnbench 60 1 %s %s' % (busybox_session.SOCKET, other), 600)
+        rows = {line.split()[0]: [int(x) for x in line.split()[1:]] for line in out.strip().splitlines()}
+        bare = rows['bare'][1]
+        with_group, without = rows[busybox_session.SOCKET], rows[other]
+        return ('median of 60, µs under TCG: Spawn reply %d with a group, %d without (%.2f×); Spawn + Wait %d and %d '
+                '(%.2f×); bare posix_spawn + waitpid %d (reply with a group %.2f× bare, without %.2f×)'
+                % (with_group[0], without[0], with_group[0] / without[0], with_group[1], without[1],
+                   with_group[1] / without[1], bare, with_group[0] / bare, without[0] / bare))
+    finally:
+        a.run('for p in $(pidof numaplaced); do grep -q nogroups /proc/$p/cmdline && kill $p; done')
+
+
 def run(s, r):
     import busybox_session
     s.GPU = busybox_session.GPU
     r.run('cgroup-worker-group', worker_group, s)
     r.run('cgroup-exclusive-cores', exclusive, s)
     r.run('cgroup-oom-kill', oom, s)
+    r.run('cgroup-spawn-cost', spawn_cost, s)
