@@ -31,55 +31,57 @@ final class Connection: ReplySink, @unchecked Sendable {
         let table: ConnectionTable<Connection>
     }
 
-    private struct Queued: @unchecked Sendable {
+    struct Queued: @unchecked Sendable {
         let call: VarlinkCall
         let descriptors: PassedDescriptors
         /// More descriptors than a message may carry came with it: all closed, the call refused.
         let refused: Bool
     }
 
+    // Members without `private` are shared with Connection+Reading.swift (the reading side); nothing
+    // outside these two files touches them.
     let fd: Int32
     /// Written once, by `start`, before any call runs.
     private(set) var peer: PeerCredentials
-    private let context: Context
-    private let queue: DispatchQueue
-    private var readSource: DispatchSourceRead?
+    let context: Context
+    let queue: DispatchQueue
+    var readSource: DispatchSourceRead?
     private var writeSource: DispatchSourceWrite?
-    private var calls: AsyncStream<Queued>.Continuation?
+    var calls: AsyncStream<Queued>.Continuation?
     private var task: Task<Void, Never>?
 
-    private let lock = NIOLock()
+    let lock = NIOLock()
     // Under the lock.
-    private var closed = false
+    var closed = false
     /// The write source is inactive or suspended (nothing waits for the socket to drain).
     private var writeIdle = true
     private var output: [[UInt8]] = []
     private var head = 0
     private var written = 0
     private var pendingBytes = 0
-    private var queued = 0
+    var queued = 0
     /// Messages wait in `backlog` because `queued` reached the bound: the next finished call pumps.
-    private var backlogWaits = false
+    var backlogWaits = false
     /// The read source is suspended (the backlog is full); `close` resumes it so it can be cancelled.
-    private var readPaused = false
+    var readPaused = false
     /// The call task, waiting for the peer to read its replies before it runs the next call.
     private var drainWaiter: CheckedContinuation<Void, Never>?
     private var sourcesLeft = 2
 
     // On the queue only.
-    private var framer: VarlinkFramer
+    var framer: VarlinkFramer
     /// Descriptors of the message still being received.
-    private var carried: [Int32] = []
-    private var carriedTruncated = false
+    var carried: [Int32] = []
+    var carriedTruncated = false
     /// Whole messages read but not yet handed to the call task, oldest first, and their bytes.
-    private var backlog: [Framed] = []
-    private var backlogHead = 0
-    private var backlogBytes = 0
+    var backlog: [Framed] = []
+    var backlogHead = 0
+    var backlogBytes = 0
     /// While reading is paused, a once-a-second look for the peer's hang-up (a paused source cannot
     /// see the end of the stream, and a hang-up must still stop the client's tied workers).
-    private var hangupWatch: DispatchSourceTimer?
+    var hangupWatch: DispatchSourceTimer?
 
-    private struct Framed {
+    struct Framed {
         let message: [UInt8]
         let descriptors: [Int32]
         /// More descriptors than a message may carry came with it: all closed, the call refused.
@@ -162,190 +164,6 @@ final class Connection: ReplySink, @unchecked Sendable {
                 readSource = nil
                 writeSource = nil
             }
-        }
-    }
-
-    // MARK: Reading
-
-    private static let readBytes = 32 * 1024
-
-    private func readAvailable() {
-        withUnsafeTemporaryAllocation(byteCount: Connection.readBytes, alignment: 16) { buffer in
-            while isOpen {
-                let received: UnixSocketIO.Received
-                do throws(Errno) {
-                    received = try UnixSocketIO.receive(fd, into: buffer)
-                } catch {
-                    let e = error.rawValue
-                    if e != EAGAIN && e != EWOULDBLOCK { close() }
-                    return
-                }
-                if received.count == 0 {
-                    for fd in received.descriptors { Syscall.close(fd) }
-                    close()
-                    return
-                }
-                if !ingest(UnsafeRawBufferPointer(rebasing: buffer[0..<received.count]),
-                           descriptors: received.descriptors, truncated: received.truncated) { return }
-            }
-        }
-    }
-
-    /// Frames the bytes and puts each complete message, with its descriptors, on the backlog; then
-    /// hands what the queue bound allows to the call task. The kernel ends a read right after the
-    /// bytes that carried descriptors (unix(7)), and a client sends a message's descriptors with its
-    /// first bytes: so a read's descriptors belong to the message its last byte is part of. False when
-    /// reading stops: the connection was closed, or the backlog is full and reading paused.
-    private func ingest(_ bytes: UnsafeRawBufferPointer, descriptors: [Int32], truncated: Bool) -> Bool {
-        let messages: [[UInt8]]
-        do {
-            messages = try framer.push(bytes)
-        } catch {
-            for fd in descriptors { Syscall.close(fd) }
-            context.logger.debug("closing connection: \(error)")
-            close()
-            return false
-        }
-        var incoming = descriptors
-        var incomingTruncated = truncated
-        let endsAtBoundary = framer.pendingBytes == 0 && !messages.isEmpty
-        for (i, message) in messages.enumerated() {
-            var fds = carried
-            var refused = carriedTruncated
-            carried = []
-            carriedTruncated = false
-            if endsAtBoundary && i == messages.count - 1 {
-                fds += incoming
-                refused = refused || incomingTruncated
-                incoming = []
-                incomingTruncated = false
-            }
-            if refused || fds.count > UnixSocketIO.maxDescriptorsPerMessage {
-                for fd in fds { Syscall.close(fd) }
-                fds = []
-                refused = true
-            }
-            backlog.append(Framed(message: message, descriptors: fds, refused: refused))
-            backlogBytes += message.count
-        }
-        carried += incoming
-        carriedTruncated = carriedTruncated || incomingTruncated
-        if carried.count > UnixSocketIO.maxDescriptorsPerMessage {
-            for fd in carried { Syscall.close(fd) }
-            carried = []
-            carriedTruncated = true
-        }
-        guard pump() else { return false }
-        // Whole messages waiting are bounded like one message (the one being received is bounded by
-        // the framer): past that the socket is left unread and the client waits on its own send buffer.
-        if backlogBytes >= context.limits.maxMessageBytes {
-            return !pauseReading()
-        }
-        return true
-    }
-
-    /// Hands backlog messages to the call task while fewer than `maxQueuedCalls` are queued or
-    /// running. On the queue. False when the connection was closed (a message that is not a Varlink
-    /// call ends it: there is no call to answer).
-    private func pump() -> Bool {
-        let limit = context.limits.maxQueuedCalls
-        while backlogHead < backlog.count {
-            // Idle: nothing of this connection's is queued or running, so a reply sent from here now
-            // cannot overtake an earlier one.
-            enum Admission { case closed, full, idle, queued }
-            let admission = lock.withLock { () -> Admission in
-                guard !closed else { return .closed }
-                if queued == 0 { return .idle }
-                guard queued < limit else {
-                    backlogWaits = true
-                    return .full
-                }
-                queued += 1
-                return .queued
-            }
-            switch admission {
-            case .closed, .full: return isOpen
-            case .idle, .queued: break
-            }
-            let item = backlog[backlogHead]
-            backlog[backlogHead] = Framed(message: [], descriptors: [], refused: false)
-            backlogHead += 1
-            backlogBytes -= item.message.count
-            let call: VarlinkCall
-            do {
-                call = try VarlinkCall(bytes: item.message)
-            } catch {
-                for fd in item.descriptors { Syscall.close(fd) }
-                if admission == .queued { lock.withLock { queued -= 1 } }
-                context.logger.debug("closing connection: \(error)")
-                close()
-                return false
-            }
-            if admission == .idle {
-                if item.descriptors.isEmpty, !item.refused, let bytes = context.dispatcher.immediateReply(to: call) {
-                    context.table.touch(self)
-                    send(bytes)
-                    continue
-                }
-                lock.withLock { queued += 1 }
-            }
-            context.table.begin(self)
-            // Dropped (and its descriptors closed) if the connection closed meanwhile.
-            calls?.yield(Queued(call: call, descriptors: PassedDescriptors(item.descriptors), refused: item.refused))
-        }
-        backlog.removeAll(keepingCapacity: backlog.count <= 64)
-        backlogHead = 0
-        return isOpen
-    }
-
-    /// After a call finished while messages waited: queues what now fits, and reads again once the
-    /// backlog is below its bound. On the queue.
-    private func pumpAndResume() {
-        guard pump() else { return }
-        guard backlogBytes < context.limits.maxMessageBytes else { return }
-        let resumed = lock.withLock { () -> Bool in
-            guard readPaused, !closed else { return false }
-            readPaused = false
-            readSource?.resume()
-            return true
-        }
-        if resumed {
-            hangupWatch?.cancel()
-            hangupWatch = nil
-        }
-    }
-
-    /// Stops reading this connection until its calls catch up. On the queue. False when it was closed.
-    private func pauseReading() -> Bool {
-        let paused = lock.withLock { () -> Bool? in
-            guard !closed else { return nil }
-            guard !readPaused else { return false }
-            readPaused = true
-            readSource?.suspend()
-            return true
-        }
-        guard let paused else { return false }
-        if paused && hangupWatch == nil {
-            let timer = DispatchSource.makeTimerSource(queue: queue)
-            timer.schedule(deadline: .now() + 1, repeating: 1)
-            timer.setEventHandler { [weak self] in self?.checkHangup() }
-            hangupWatch = timer
-            timer.resume()
-        }
-        return true
-    }
-
-    /// POLLRDHUP (a GNU extension Swift's Glibc does not export; 0x2000 on every Linux architecture
-    /// numaplaced builds for) is set once the peer has closed or shut down its side, even with bytes
-    /// still unread.
-    private static let pollRDHUP: Int16 = 0x2000
-
-    private func checkHangup() {
-        guard isOpen else { return }
-        var p = pollfd(fd: fd, events: Connection.pollRDHUP, revents: 0)
-        if poll(&p, 1, 0) > 0, p.revents & (Connection.pollRDHUP | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
-            context.logger.debug("closing connection: the peer hung up while its calls were held back")
-            close()
         }
     }
 
