@@ -90,8 +90,8 @@ struct SlurmGres: ExportCommand {
     @Option(name: .long, help: "Device kinds to list (repeatable; default gpu).")
     var kind: [DeviceKind] = []
 
-    @Option(name: .long, help: "The GRES name (Name=).")
-    var name: String = "gpu"
+    @Option(name: .long, help: "The GRES name (Name=; default: the kind listed, or gpu when several are).")
+    var name: String?
 
     @Option(name: .long, help: "Type= for every line (a100, p100, …).")
     var type: String?
@@ -107,7 +107,9 @@ struct SlurmGres: ExportCommand {
 
     var exporter: SlurmGresExport {
         get throws {
-            SlurmGresExport(name: name, type: type, kinds: kind.isEmpty ? [.gpu] : kind,
+            // A VE exported as Name=gpu would be counted by jobs that ask for GPUs.
+            let kinds = kind.isEmpty ? [DeviceKind.gpu] : kind
+            return SlurmGresExport(name: name ?? (kinds.count == 1 ? kinds[0].rawValue : "gpu"), type: type, kinds: kinds,
                             vendor: try vendor.map(Self.vendorID), filePattern: filePattern, nodeName: nodeName)
         }
     }

@@ -242,7 +242,10 @@ struct CLITests {
             #expect(live.stdout.split(separator: "\n").dropFirst() == offline.stdout.split(separator: "\n").dropFirst())
         }
         let gres = try h.ctl(["export", "slurm-gres", "--kind", "accelerator", "--file-pattern", "/dev/mic{index}"])
-        #expect(gres.stdout.split(separator: "\n").contains("Name=gpu File=/dev/mic0 Cores=8-15"), "\(gres)")
+        #expect(gres.stdout.split(separator: "\n").contains("Name=accelerator File=/dev/mic0 Cores=8-15"),
+                "the GRES name defaults to the one kind listed: \(gres)")
+        let named = try h.ctl(["export", "slurm-gres", "--kind", "accelerator", "--name", "mic", "--file-pattern", "/dev/mic{index}"])
+        #expect(named.stdout.split(separator: "\n").contains("Name=mic File=/dev/mic0 Cores=8-15"), "\(named)")
         let nfd = try h.ctl(["export", "nfd"])
         #expect(nfd.stdout.split(separator: "\n").contains("numaplaced.io/accelerator-0000_83_00_0.numa-node=1"), "\(nfd)")
 
