@@ -10,6 +10,7 @@ import os
 import re
 import time
 
+import nri_checks
 import systemd_cgroups
 from guest import Ctl, check_placement, count_lines, monitor_events, uevents, wait_guest
 from machine import HOTPLUG_PORTS, Machine
@@ -35,8 +36,9 @@ def unit_setting(path, key, default):
 
 
 class SystemdSession:
-    def __init__(self, report, work, kernel, repo, with_daemon):
+    def __init__(self, report, work, kernel, repo, with_daemon, nri=None):
         self.report = report
+        self.nri = nri   # 'run', ('fail', reason), ('skip', reason) or None (not asked)
         self.repo = repo
         self.with_daemon = with_daemon
         self.vm = Machine('systemd', kernel, work + '/initrd-sd.cpio.gz', work + '/logs', disk=work + '/sd.img',
@@ -319,6 +321,8 @@ class SystemdSession:
                  'systemd-journal-caller', 'systemd-udev-events', 'systemd-restart-adopt',
                  'systemd-cgroup-worker-group', 'systemd-cgroup-restart-adopt', 'systemd-analyze-security',
                  'systemd-reload-watchdog']
+        if self.nri == 'run' or (self.nri and self.nri[0] == 'fail'):
+            names += nri_checks.NAMES
         try:
             if not r.run('systemd-boot', self.boot):
                 r.note('console:\n' + self.vm.console_tail(60))
@@ -343,6 +347,13 @@ class SystemdSession:
             r.run('systemd-restart-adopt', self.restart_adopt)
             systemd_cgroups.run(self, r, GPU)
             r.run('systemd-reload-watchdog', self.reload_watchdog)
+            if self.nri == 'run':
+                nri_checks.run(self, r)
+            elif self.nri and self.nri[0] == 'fail':
+                for n in nri_checks.NAMES:
+                    r.fail(n, 'not run: ' + self.nri[1])
+            elif self.nri:
+                r.skip('systemd-nri', self.nri[1])
         finally:
             if self.agent:
                 try:

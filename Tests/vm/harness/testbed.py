@@ -21,6 +21,9 @@ def main():
     ap.add_argument('--daemon', action='store_true')
     ap.add_argument('--have-binaries', action='store_true')
     ap.add_argument('--setup-failure', action='append', default=[])
+    ap.add_argument('--nri', action='store_true', help='the systemd image has containerd and numaplace-nri')
+    ap.add_argument('--nri-failure', help='the NRI check was asked for (or its plugin failed to build): why not')
+    ap.add_argument('--nri-skip', help='the NRI check does not run: why')
     a = ap.parse_args()
 
     logs = os.path.join(a.work, 'logs')
@@ -43,7 +46,8 @@ def main():
         BusyboxSession(report, a.work, kernel, a.daemon).run(no_binaries)
     if a.systemd:
         from systemd_session import SystemdSession
-        SystemdSession(report, a.work, kernel, a.repo, a.daemon).run(no_binaries)
+        nri = 'run' if a.nri else ('fail', a.nri_failure) if a.nri_failure else ('skip', a.nri_skip) if a.nri_skip else None
+        SystemdSession(report, a.work, kernel, a.repo, a.daemon, nri).run(no_binaries)
     elif a.systemd_skip:
         report.skip('systemd', a.systemd_skip)
     report.note('total %.1fs' % (time.monotonic() - t0))
