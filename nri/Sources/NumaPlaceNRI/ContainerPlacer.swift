@@ -57,12 +57,17 @@ public struct ContainerPlacement: Hashable, Sendable {
 /// creation with this text: an explicit request that cannot be met is an error the pod's owner must see.
 public enum ContainerPlacementError: Error, Hashable, Sendable, CustomStringConvertible {
     case noSuchDevice(String)
+    /// The device exists, as a kind the plugin does not place containers for (a display, a NIC).
+    case notPlaced(name: String, kind: DeviceKind)
     case invalidAnnotation(key: String, value: String, reason: String)
     case placement(PlacementError)
 
     public var description: String {
         switch self {
         case .noSuchDevice(let name): return "\(NRIAnnotation.device): no accelerator named \(name)"
+        case .notPlaced(let name, let kind):
+            return "\(NRIAnnotation.device): \(name) is a \(kind.rawValue), and containers are placed only for GPUs and "
+                + "accelerators (a [Devices] Match= rule in numaplaced's configuration can classify it as one)"
         case .invalidAnnotation(let key, let value, let why): return "\(key)=\(value): \(why)"
         case .placement(let e): return e.description
         }
@@ -125,7 +130,8 @@ public enum ContainerPlacer {
                 throw .invalidAnnotation(key: NRIAnnotation.device, value: text, reason: "name 1 to 64 devices")
             }
             for name in names {
-                guard let d = inventory.device(named: name), placedKinds.contains(d.kind) else { throw .noSuchDevice(name) }
+                guard let d = inventory.device(named: name) else { throw .noSuchDevice(name) }
+                guard placedKinds.contains(d.kind) else { throw .notPlaced(name: name, kind: d.kind) }
                 if !found.contains(d.address) { found.append(d.address) }
             }
             return found

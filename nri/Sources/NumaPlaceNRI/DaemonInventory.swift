@@ -29,7 +29,27 @@ public struct DaemonInventory: Sendable {
                 throw Errno.current
             }
         }
-        let reply = try client.call("\(Manager.interface).GetTopology", Empty(), as: Manager.GetTopologyReply.self)
+        let reply: Manager.GetTopologyReply
+        do {
+            reply = try client.call("\(Manager.interface).GetTopology", Empty(), as: Manager.GetTopologyReply.self)
+        } catch {
+            // SO_RCVTIMEO and SO_SNDTIMEO end a blocked call with EAGAIN; say what it means.
+            if case .io(let e) = error, e.rawValue == EAGAIN || e.rawValue == EWOULDBLOCK {
+                throw DaemonInventoryError.noAnswer(socketPath: socketPath, milliseconds: timeoutMilliseconds)
+            }
+            throw error
+        }
         return try reply.inventory()
+    }
+}
+
+public enum DaemonInventoryError: Error, Hashable, Sendable, CustomStringConvertible {
+    case noAnswer(socketPath: String, milliseconds: Int)
+
+    public var description: String {
+        switch self {
+        case .noAnswer(let path, let ms):
+            return "numaplaced on \(path) did not answer GetTopology within \(ms) ms (starting, stopped or wedged)"
+        }
     }
 }

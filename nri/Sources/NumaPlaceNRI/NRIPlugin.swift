@@ -57,6 +57,15 @@ public final class NRIPlugin {
             case "Configure":
                 let request = try Nri_Pkg_Api_V1alpha1_ConfigureRequest(serializedBytes: payload)
                 log("configured by \(request.runtimeName) \(request.runtimeVersion)")
+                // One GetTopology now, so that a socket-activated numaplaced is started (and its table read)
+                // before the first container needs it: started by that container's own call it can take
+                // longer than the call's bound, and the container would be left unplaced.
+                do {
+                    let machine = try inventory()
+                    log("numaplaced answers: \(machine.devices.count) device(s) on \(machine.topology.nodes.count) node(s)")
+                } catch {
+                    log("numaplaced does not answer yet (containers that need it are left unplaced until it does): \(error)")
+                }
                 var reply = Nri_Pkg_Api_V1alpha1_ConfigureResponse()
                 reply.events = Self.events
                 return .success(try reply.serializedBytes())

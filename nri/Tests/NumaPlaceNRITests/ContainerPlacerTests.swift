@@ -12,6 +12,8 @@ func cpuset(_ list: String) -> CPUSet {
 enum TestMachine {
     static let gpu0 = "0000:3b:00.0"
     static let gpu1 = "0000:af:00.0"
+    /// A BMC's VGA (ASPEED): a display, which containers are never placed for.
+    static let bmc = "0000:02:00.0"
 
     static let scanned = Result { try build() }
     static func inventory() throws -> Inventory { try scanned.get() }
@@ -24,6 +26,7 @@ enum TestMachine {
         try m.mkdir("\(d0)/drm/card0")
         let d1 = try m.pciDevice(gpu1, numaNode: "1", localCPUList: "8-15")
         try m.mkdir("\(d1)/drm/renderD129")
+        _ = try m.pciDevice(bmc, classCode: "0x030000", vendor: "0x1a03", device: "0x2000", numaNode: "0", localCPUList: "0-7")
         return m.scan()
     }
 
@@ -182,6 +185,18 @@ struct ContainerPlacerTests {
         #expect(DeviceNumber.ofHostNode("/dev/null") == DeviceNumber(type: UInt8(ascii: "c"), major: 1, minor: 3))
         #expect(DeviceNumber.ofHostNode("/proc/self/status") == nil)
         #expect(DeviceNumber.ofHostNode("/nonexistent/dev/x") == nil)
+    }
+
+    /// A device the daemon knows as a display is refused as what it is, not as an unknown name.
+    @Test func annotatedDisplayIsRefusedAsADisplay() throws {
+        #expect(try M.inventory().device(named: M.bmc)?.kind == .display)
+        do {
+            _ = try Self.decide(M.container(annotations: [NRIAnnotation.device: M.bmc]))
+            Issue.record("a display was placed")
+        } catch let error as ContainerPlacementError {
+            #expect(error == .notPlaced(name: M.bmc, kind: .display))
+            #expect(error.description.contains("is a display"), "\(error)")
+        }
     }
 
     @Test(arguments: ["renderD999", "0000:00:00.0", ",", "nvme0"])
