@@ -70,8 +70,9 @@ extension Connection {
                 fds = []
                 refused = true
             }
-            backlog.append(Framed(message: message, descriptors: fds, refused: refused))
-            backlogBytes += message.count
+            let framed = Framed(message: message, descriptors: fds, refused: refused)
+            backlog.append(framed)
+            backlogBytes += framed.cost
         }
         carried += incoming
         carriedTruncated = carriedTruncated || incomingTruncated
@@ -98,14 +99,19 @@ extension Connection {
             // Idle: nothing of this connection's is queued or running, so a reply sent from here now
             // cannot overtake an earlier one.
             enum Admission { case closed, full, idle, queued }
+            let cost = backlog[backlogHead].cost
+            let byteLimit = context.limits.maxMessageBytes
             let admission = lock.withLock { () -> Admission in
                 guard !closed else { return .closed }
-                if queued == 0 { return .idle }
-                guard queued < limit else {
+                // Idle also needs room for its reply: an answer sent from here must not pile up
+                // unread replies past the bounds the call task waits on.
+                if queued == 0 && !outputBusy { return .idle }
+                guard queued < limit, queued == 0 || queuedBytes + cost <= byteLimit else {
                     backlogWaits = true
                     return .full
                 }
                 queued += 1
+                queuedBytes += cost
                 return .queued
             }
             switch admission {
@@ -115,13 +121,18 @@ extension Connection {
             let item = backlog[backlogHead]
             backlog[backlogHead] = Framed(message: [], descriptors: [], refused: false)
             backlogHead += 1
-            backlogBytes -= item.message.count
+            backlogBytes -= item.cost
             let call: VarlinkCall
             do {
                 call = try VarlinkCall(bytes: item.message)
             } catch {
                 for fd in item.descriptors { Syscall.close(fd) }
-                if admission == .queued { lock.withLock { queued -= 1 } }
+                if admission == .queued {
+                    lock.withLock {
+                        queued -= 1
+                        queuedBytes -= cost
+                    }
+                }
                 context.logger.debug("closing connection: \(error)")
                 close()
                 return false
@@ -129,14 +140,21 @@ extension Connection {
             if admission == .idle {
                 if item.descriptors.isEmpty, !item.refused, let bytes = context.dispatcher.immediateReply(to: call) {
                     context.table.touch(self)
-                    send(bytes)
+                    // Room was checked above; a reply the bounds still refuse means the peer is gone.
+                    guard send(bytes) else {
+                        close()
+                        return false
+                    }
                     continue
                 }
-                lock.withLock { queued += 1 }
+                lock.withLock {
+                    queued += 1
+                    queuedBytes += cost
+                }
             }
             context.table.begin(self)
             // Dropped (and its descriptors closed) if the connection closed meanwhile.
-            calls?.yield(Queued(call: call, descriptors: PassedDescriptors(item.descriptors), refused: item.refused))
+            calls?.yield(Queued(cost: cost, call: call, descriptors: PassedDescriptors(item.descriptors), refused: item.refused))
         }
         backlog.removeAll(keepingCapacity: backlog.count <= 64)
         backlogHead = 0

@@ -32,6 +32,8 @@ final class Connection: ReplySink, @unchecked Sendable {
     }
 
     struct Queued: @unchecked Sendable {
+        /// Charged against `queuedBytes` until the call is done.
+        let cost: Int
         let call: VarlinkCall
         let descriptors: PassedDescriptors
         /// More descriptors than a message may carry came with it: all closed, the call refused.
@@ -60,6 +62,9 @@ final class Connection: ReplySink, @unchecked Sendable {
     private var written = 0
     private var pendingBytes = 0
     var queued = 0
+    /// The cost (`Framed.cost`) of the calls queued or running: besides their count, at most
+    /// `maxMessageBytes` of them (one is always let through, whatever its size).
+    var queuedBytes = 0
     /// Messages wait in `backlog` because `queued` reached the bound: the next finished call pumps.
     var backlogWaits = false
     /// The read source is suspended (the backlog is full); `close` resumes it so it can be cancelled.
@@ -86,6 +91,11 @@ final class Connection: ReplySink, @unchecked Sendable {
         let descriptors: [Int32]
         /// More descriptors than a message may carry came with it: all closed, the call refused.
         let refused: Bool
+
+        /// What a waiting message is charged against the backlog's bound: its bytes, its entry (so that a
+        /// stream of empty messages is bounded too), and a page per descriptor (so that the backlog holds
+        /// at most a few hundred of a client's descriptors open, not as many as it can send).
+        var cost: Int { message.count + 64 + 4096 * descriptors.count }
     }
 
     init(fd: Int32, peer: PeerCredentials, context: Context) {
@@ -130,6 +140,12 @@ final class Connection: ReplySink, @unchecked Sendable {
         task = Task { [self] in
             for await item in stream {
                 await outputRoom()
+                // Closed while waiting for the peer to read: nobody takes the reply, and the call (a Signal,
+                // an untied Spawn) must not take effect for a client that has gone.
+                guard isOpen else {
+                    item.descriptors.closeAll()
+                    break
+                }
                 if item.refused {
                     if !item.call.oneway {
                         send(VarlinkReply.encode(error: Manager.limitExceeded(
@@ -142,6 +158,7 @@ final class Connection: ReplySink, @unchecked Sendable {
                 context.table.end(self)
                 let pump = lock.withLock { () -> Bool in
                     queued -= 1
+                    queuedBytes -= item.cost
                     defer { backlogWaits = false }
                     return backlogWaits && !closed
                 }
@@ -170,7 +187,7 @@ final class Connection: ReplySink, @unchecked Sendable {
     /// Replies waiting for the peer past which the next call waits (half of each bound): a client that
     /// pipelines calls and reads their replies slowly is held back, not cut off, and not sent fewer
     /// replies than calls. A reply that is not a call's (a Monitor event) is still bounded by `send`.
-    private var outputBusy: Bool {
+    var outputBusy: Bool {
         output.count - head >= context.limits.maxPendingReplies / 2 || pendingBytes > context.limits.maxPendingBytes / 2
     }
 

@@ -82,6 +82,7 @@ public actor TopologyStore {
     /// events for one device in a burst arrive here as one address, so they make one event.
     public func refresh(_ addresses: Set<PCIAddress>) {
         guard !addresses.isEmpty else { return }
+        let warningsBefore = inventory.warnings.count
         var old = inventory.devices.filter { addresses.contains($0.address) }
         var new: [Device] = []
         var unread: Set<PCIAddress> = []
@@ -109,7 +110,8 @@ public actor TopologyStore {
         let changed = publishDifferences(from: old, to: new, announceUnchanged: true)
         if changed {
             generation += 1
-        } else {
+        } else if inventory.warnings.count == warningsBefore {
+            // Nothing the replies say has changed (a new warning is part of GetTopology's reply).
             replies.withLockedValue { $0 = before }
         }
     }

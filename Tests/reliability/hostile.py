@@ -12,6 +12,7 @@ never performance assertions.
 """
 
 import argparse
+import array
 import os
 import resource
 import socket
@@ -200,6 +201,60 @@ def oversized(binary, workdir, long):
         R.check(held and gone is not None,
                 "a client held back (%d of %d bytes taken) hangs up: its tied worker stopped after %s s"
                 % (sent, len(burst), "%.1f" % gone if gone is not None else "never (20 s)"))
+
+        # Calls answered from the daemon's reading thread (GetTopology) are held back like the others when
+        # the client reads slowly: every reply arrives, none is dropped and the connection is not cut off.
+        c = d.client(timeout=60)
+        n = 3000
+        sender = threading.Thread(target=lambda: c.send_raw(b'{"method":"io.numaplaced.Manager.GetTopology"}\0' * n))
+        sender.start()
+        got = 0
+        try:
+            for i in range(n):
+                if c.recv().get("parameters", {}).get("nodes") is None:
+                    break
+                got += 1
+                if i % 100 == 0:
+                    time.sleep(0.05)   # a slow reader: the daemon's reply bounds fill meanwhile
+        except Exception:
+            pass
+        sender.join(60)
+        R.check(got == n, "%d pipelined GetTopology read slowly: %d answered (none dropped, not cut off)" % (n, got))
+        c.close()
+
+        # Behind a queue held full (a 3 s Wait and 63 more calls), a flood of empty messages, each with 16
+        # descriptors: the daemon stops reading after a bounded backlog (each waiting message is charged
+        # for its entry and its descriptors), holds a bounded number of the client's descriptors, and
+        # closes the connection at the first empty message once the queue moves (not a Varlink call).
+        c = d.client(timeout=60)
+        wid = c.call("Spawn", {"argv": ["/bin/sleep", "3"]})["worker"]["id"]
+        fds0, rss_before = d.fd_count(), d.rss_kb()
+        head = b'{"method":"io.numaplaced.Manager.Wait","parameters":{"id":"%s"}}\0' % wid.encode()
+        head += b"".join(b'{"method":"io.numaplaced.Manager.GetWorker","parameters":{"id":"e%d"}}\0' % i for i in range(63))
+        c.send_raw(head)
+        r, w = os.pipe()
+        c.sock.setblocking(False)
+        floods = 0
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline and floods < 100000:
+            try:
+                c.sock.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r] * 16))])
+                floods += 1
+            except BlockingIOError:
+                time.sleep(0.01)
+            except OSError:
+                break
+        held_fds, rss_held = d.fd_count(), d.rss_kb()
+        os.close(r)
+        os.close(w)
+        closed = c.is_closed_by_peer(wait=15)
+        c.close()
+        time.sleep(0.5)
+        R.check(held_fds - fds0 < 64 * 16 + 1024 and rss_held - rss_before < 64 * MB and closed and d.answers()
+                and d.fd_count() <= fds0 + 4,
+                "%d empty messages with 16 descriptors each behind a full queue: the daemon held %d more "
+                "descriptors and %d kB more RSS at most, then closed the connection (%s); descriptors back to %d"
+                % (floods, held_fds - fds0, rss_held - rss_before, closed, d.fd_count()))
 
         # Limits a client controls inside a valid message.
         c = d.client()
