@@ -139,13 +139,9 @@ final class Connection: ReplySink, @unchecked Sendable {
         let peer = self.peer
         task = Task { [self] in
             for await item in stream {
+                // A call sent before its client left still runs (a Spawn whose reply nobody reads, a
+                // oneway call): only its reply goes nowhere.
                 await outputRoom()
-                // Closed while waiting for the peer to read: nobody takes the reply, and the call (a Signal,
-                // an untied Spawn) must not take effect for a client that has gone.
-                guard isOpen else {
-                    item.descriptors.closeAll()
-                    break
-                }
                 if item.refused {
                     if !item.call.oneway {
                         send(VarlinkReply.encode(error: Manager.limitExceeded(
