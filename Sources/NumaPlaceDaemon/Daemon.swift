@@ -61,8 +61,7 @@ public final class Daemon: @unchecked Sendable {
             spawner: Spawner(savedOriginal: savedOriginal), logger: logger, limits: configuration.limits,
             defaults: SpawnDefaults(configuration),
             spawnEnabled: options.root.isLiveHost,
-            cgroups: options.noWorkerCgroups ? Daemon.noWorkerCgroups(logger: logger)
-                                             : Daemon.workerCgroups(options.root, logger: logger),
+            cgroups: Daemon.workerCgroups(options.root, turnedOff: options.noWorkerCgroups, logger: logger),
             journalStream: { identifier, priority in
                 try? JournalStream.open(identifier: identifier, priority: SyslogPriority(rawValue: priority) ?? .info)
             })
@@ -98,15 +97,12 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// `--no-worker-cgroups`: said once in the log, and in every reply as on a host without cgroup v2.
-    static func noWorkerCgroups(logger: Logger) -> WorkerCgroups {
-        let cgroups = WorkerCgroups(subtree: nil, unavailable: WorkerCgroups.note(reason: "turned off by --no-worker-cgroups"))
-        logger.warning("\(cgroups.unavailable ?? "")", metadata: [LogMetadataKey.messageID: "\(MessageID.placementDegraded)"])
-        return cgroups
-    }
-
-    /// Detects cgroup v2 and delegation once, before any worker exists, and says which way it went.
-    static func workerCgroups(_ root: SysfsRoot, logger: Logger) -> WorkerCgroups {
-        let cgroups = WorkerCgroups.start(root: root)
+    /// Detects cgroup v2 and delegation once, before any worker exists (unless `--no-worker-cgroups`
+    /// turned them off), and says which way it went.
+    static func workerCgroups(_ root: SysfsRoot, turnedOff: Bool, logger: Logger) -> WorkerCgroups {
+        let cgroups = turnedOff
+            ? WorkerCgroups(subtree: nil, unavailable: WorkerCgroups.note(reason: "turned off by --no-worker-cgroups"))
+            : WorkerCgroups.start(root: root)
         if let base = cgroups.subtree {
             logger.notice("each worker gets a cgroup of its own under /\(base.base) (controllers: \(base.controllers.sorted().joined(separator: " ")))")
         } else if let why = cgroups.unavailable {
